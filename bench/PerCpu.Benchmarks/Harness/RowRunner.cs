@@ -1,0 +1,117 @@
+namespace PerCpu.Benchmarks.Harness;
+
+/// <summary>
+/// Measures one row. Full mode: calibrate the count so that a run takes about <c>RunSeconds</c> (the calibration
+/// runs are the warm-up), then up to 12 runs to keep 5 whose placement probes agree with the reference. Quick mode:
+/// one run with the row's tiny count, no probes. A row that throws fails alone; the suite goes on.
+/// </summary>
+public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds)
+{
+    public const int MaxAttempts = 12;
+    private const int MinKept = 3;
+    private const double CalibrationFloorSeconds = 0.05;
+
+    public RowResult Measure(BenchRow row)
+    {
+        try
+        {
+            // Start every row from a clean heap: a previous row's garbage must not be collected on this one's time.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            return quick ? MeasureQuick(row) : MeasureFull(row);
+        }
+        catch (Exception e)
+        {
+            return new RowResult { Row = row, Error = Describe(e) };
+        }
+    }
+
+    private static string Describe(Exception e)
+    {
+        Exception inner = e;
+        while (inner.InnerException is not null && inner is InvalidOperationException { Message: var m } && m.StartsWith("benchmark thread failed", StringComparison.Ordinal))
+            inner = inner.InnerException;
+        return $"{inner.GetType().Name}: {inner.Message}";
+    }
+
+    private RowResult MeasureQuick(BenchRow row)
+    {
+        long n = row.QuickCount;
+        MachineLoad load0 = MachineLoad.Snapshot();
+        ProcessUsage.Reading use0 = ProcessUsage.SelfAndChildren();
+        RunSample s = row.Run(n);
+        ProcessUsage.Reading use = ProcessUsage.SelfAndChildren() - use0;
+        var (others, steal) = MachineLoad.Between(load0, MachineLoad.Snapshot());
+        double v = s.Value(row.Kind);
+        return new RowResult
+        {
+            Row = row, Value = v, Min = v, Max = v, AllRuns = [v], RunsKept = 1, RunsTried = 1, Count = n,
+            BytesPerOp = (double)s.AllocatedBytes / s.Operations, SleepsPerOp = (double)use.Sleeps / s.Operations,
+            OthersPercent = others, StealPercent = steal, Note = s.Note,
+        };
+    }
+
+    private RowResult MeasureFull(BenchRow row)
+    {
+        bool gated = row.Gated && gate is not null;
+        long n = row.FixedCount ?? Calibrate(row);
+        if (row.FixedCount is not null) row.Run(Math.Min(n, row.QuickCount));   // warm-up (JIT) at a small size
+
+        var kept = new List<double>();
+        var all = new List<double>();
+        var probes = new List<double>();
+        long bytes = 0, ops = 0;
+        string? note = null;
+        int tried = 0;
+        MachineLoad load0 = MachineLoad.Snapshot();
+        ProcessUsage.Reading use0 = ProcessUsage.SelfAndChildren();
+        while (kept.Count < row.Runs && tried < (gated ? MaxAttempts : row.Runs))
+        {
+            tried++;
+            double before = gated ? gate!.WaitForPlacement() : double.NaN;
+            RunSample s = row.Run(n);
+            double after = gated ? gate!.Probe() : double.NaN;
+            double v = s.Value(row.Kind);
+            all.Add(v);
+            bytes += s.AllocatedBytes;
+            ops += s.Operations;
+            note = s.Note ?? note;
+            if (!gated || (gate!.Near(before) && gate.Near(after)))
+            {
+                kept.Add(v);
+                if (gated) { probes.Add(before); probes.Add(after); }
+            }
+        }
+        ProcessUsage.Reading use = ProcessUsage.SelfAndChildren() - use0;
+        var (others, steal) = MachineLoad.Between(load0, MachineLoad.Snapshot());
+
+        bool placementOff = gated && kept.Count < MinKept;
+        List<double> reported = placementOff ? all : kept;   // never settled: show every run, flagged, not judged
+        return new RowResult
+        {
+            Row = row, Value = Stats.Median(reported), Min = reported.Min(), Max = reported.Max(), AllRuns = all,
+            RunsKept = kept.Count, RunsTried = tried, PlacementOff = placementOff, ProbeNs = probes.Count > 0 ? Stats.Median(probes) : 0,
+            BytesPerOp = (double)bytes / ops, SleepsPerOp = (double)use.Sleeps / ops, OthersPercent = others, StealPercent = steal,
+            Count = n, Note = note,
+        };
+    }
+
+    /// <summary>
+    /// Grows the count fourfold until a run takes 50 ms, then scales it to the target, runs once more at that size
+    /// (the second warm-up: by now the code is tiered up) and rescales. Counts stay within the row's bounds.
+    /// </summary>
+    private long Calibrate(BenchRow row)
+    {
+        long n = row.QuickCount;
+        double s;
+        while ((s = row.Run(n).Seconds) < CalibrationFloorSeconds && n < row.MaxCount)
+            n = Math.Min(n * 4, row.MaxCount);
+        n = Scale(row, n, s);
+        s = row.Run(n).Seconds;
+        return Scale(row, n, s);
+    }
+
+    private long Scale(BenchRow row, long n, double seconds) =>
+        Math.Clamp((long)(n * (runSeconds / Math.Max(seconds, 1e-6))), row.QuickCount, row.MaxCount);
+}

@@ -1,0 +1,405 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using PerCpu.Diagnostics;
+using PerCpu.Dispatch;
+using PerCpu.Ipi;
+
+namespace PerCpu;
+
+// Sending IPIs: lwkt_send_ipiq3 and its passive / nowait variants, sequence waits, and the flush of batched rings.
+public sealed partial class Cpu
+{
+    private enum SendKind { Normal, Passive, NoWait }
+
+    /// <summary>
+    /// Runs <paramref name="func"/>(<paramref name="arg1"/>, <paramref name="arg2"/>) on this CPU (seed:
+    /// <c>lwkt_send_ipiq3</c>). From a CPU of the same runtime the message goes through that CPU's ring to this one,
+    /// waking this CPU only if it sleeps; to itself the function is called at once. From any other thread it goes
+    /// through this CPU's bounded inbox. Messages from one sender to one target run in the order sent, exactly once.
+    /// </summary>
+    /// <param name="func">The function; use a <c>static</c> lambda and pass state through the arguments so that nothing is allocated.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns>A sequence number to pass to <see cref="WaitFor(long)"/>.</returns>
+    /// <exception cref="ObjectDisposedException">The runtime is disposed (from a thread that is not one of its CPUs).</exception>
+    /// <exception cref="TimeoutException">The ring (or inbox) stayed full for <see cref="CpuRuntimeOptions.WaitTimeout"/>: this CPU is stuck in a function.</exception>
+    public long Send(Action<object?, long> func, object? arg1 = null, long arg2 = 0)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(func, arg1, arg2, SendKind.Normal);
+    }
+
+    /// <summary>Typed form of <see cref="Send(Action{object?, long}, object?, long)"/>: the argument reaches the function without a cast.</summary>
+    /// <typeparam name="T">A reference type (no boxing).</typeparam>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns>A sequence number to pass to <see cref="WaitFor(long)"/>.</returns>
+    public long Send<T>(Action<T, long> func, T arg1, long arg2 = 0) where T : class?
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(Erase(func), arg1, arg2, SendKind.Normal);
+    }
+
+    /// <summary>
+    /// Like <see cref="Send(Action{object?, long}, object?, long)"/> but never wakes this CPU (seed:
+    /// <c>lwkt_send_ipiq3_passive</c>): the message runs at this CPU's next pass or, if it sleeps, within one
+    /// <see cref="CpuRuntimeOptions.TickInterval"/>. For work that is not urgent, such as freeing memory.
+    /// </summary>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns>A sequence number to pass to <see cref="WaitFor(long)"/>.</returns>
+    public long SendPassive(Action<object?, long> func, object? arg1 = null, long arg2 = 0)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(func, arg1, arg2, SendKind.Passive);
+    }
+
+    /// <summary>Typed form of <see cref="SendPassive(Action{object?, long}, object?, long)"/>.</summary>
+    /// <typeparam name="T">A reference type (no boxing).</typeparam>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns>A sequence number to pass to <see cref="WaitFor(long)"/>.</returns>
+    public long SendPassive<T>(Action<T, long> func, T arg1, long arg2 = 0) where T : class?
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(Erase(func), arg1, arg2, SendKind.Passive);
+    }
+
+    /// <summary>
+    /// Like <see cref="Send(Action{object?, long}, object?, long)"/> but never waits (seed: <c>lwkt_send_ipiq3_nowait</c>):
+    /// returns <see langword="false"/>, sending nothing, when the ring is two-thirds full (from another thread: when the inbox is full).
+    /// </summary>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns><see langword="true"/> if the message was accepted.</returns>
+    public bool TrySend(Action<object?, long> func, object? arg1 = null, long arg2 = 0)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(func, arg1, arg2, SendKind.NoWait) != 0;
+    }
+
+    /// <summary>Typed form of <see cref="TrySend(Action{object?, long}, object?, long)"/>.</summary>
+    /// <typeparam name="T">A reference type (no boxing).</typeparam>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns><see langword="true"/> if the message was accepted.</returns>
+    public bool TrySend<T>(Action<T, long> func, T arg1, long arg2 = 0) where T : class?
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        return SendCore(Erase(func), arg1, arg2, SendKind.NoWait) != 0;
+    }
+
+    /// <summary>Queues <paramref name="action"/> as a task on this CPU (after IPIs and soft interrupts), in order with this caller's sends.</summary>
+    /// <param name="action">The work; a cached or static delegate allocates nothing.</param>
+    public void Post(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        SendCore(s_post, action, 0, SendKind.Normal);
+    }
+
+    private static readonly Action<object?, long> s_post = static (action, _) => t_current!.EnqueueTask(new TaskItem(action!, null));
+
+    /// <summary>
+    /// A function that takes a <typeparamref name="T"/> is called with an object that is one: reinterpreting the
+    /// delegate is sound because the ring hands back exactly the argument given with it.
+    /// </summary>
+    private static Action<object?, long> Erase<T>(Action<T, long> func) where T : class?
+        => Unsafe.As<Action<object?, long>>(func);
+
+    private long SendCore(Action<object?, long> func, object? arg1, long arg2, SendKind kind)
+    {
+        Cpu? self = t_current;
+        if (self != null && self._shared == _shared) return self.SendFromCpu(this, func, arg1, arg2, kind);
+        if (self != null) throw ForeignCpu(self);
+        return SendFromOutside(func, arg1, arg2, kind);
+    }
+
+    private InvalidOperationException ForeignCpu(Cpu self) => new(
+        $"CPU {self.Id} of another CpuRuntime cannot send to CPU {Id} of this one: a CPU thread must never block on a " +
+        "foreign runtime's queue. Send from a thread that is not a CPU (for example with Task.Run), or keep the work in one runtime.");
+
+    /// <summary>The send path of a CPU thread (this = the source).</summary>
+    private long SendFromCpu(Cpu target, Action<object?, long> func, object? arg1, long arg2, SendKind kind)
+    {
+        Counters.Sent++;
+        Trace?.Record(kind switch { SendKind.Passive => TraceEvent.SendPasv, SendKind.NoWait => TraceEvent.SendNbio, _ => TraceEvent.SendNorm }, Id, target.Id, func, arg2);
+        if (target == this)
+        {
+            // Seed: a send to the current CPU calls the function directly.
+            if (kind == SendKind.Passive) Counters.Passive++;
+            _selfSeq++;
+            Invoke(func, arg1, arg2, Id);
+            return _selfSeq;
+        }
+
+        IpiRing ring = _outgoing[target.Id] ?? CreateRing(target.Id);
+        if (kind == SendKind.NoWait)
+        {
+            long limit = ring.Capacity * 2 / 3;
+            if (ring.UsedByProducerView >= limit && ring.P.WLocal - ring.RefreshReadIndex() >= limit)
+            {
+                Counters.SendFailed++;
+                Trace?.Record(TraceEvent.SendFail, Id, target.Id, func, arg2);
+                Flush(ring, target); // the target may not have seen what fills the ring yet
+                return 0;
+            }
+        }
+        else
+        {
+            // Seed: do not let the FIFO fill; past half full, drain our own queue until it falls to a quarter.
+            // A send made while this thread already waits may fill it nearly to capacity (DragonFly 2016).
+            long high = _waitDepth == 0 ? ring.Capacity / 2 : ring.Capacity - 3;
+            if (ring.UsedByProducerView > high && ring.P.WLocal - ring.RefreshReadIndex() > high)
+                WaitForRoom(ring, target);
+        }
+
+        long seq = ring.Write(func, arg1, arg2);
+        if (kind == SendKind.Passive) Counters.Passive++;
+        else ring.P.Unwoken++;
+        if (!ring.P.Listed) ListForFlush(ring);
+        // Batched publication: while the target is busy it will look again at the end of its pass anyway, so publish
+        // at the end of ours (or every FlushBatch messages); when it is idle, publish (and wake it) now.
+        if (!target.IsBusy || seq - ring.W.Value >= IpiRing.FlushBatch) Flush(ring, target);
+        Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
+        return seq;
+    }
+
+    private IpiRing CreateRing(int target)
+    {
+        var ring = new IpiRing(Id, target, _shared.Options.FifoCapacity);
+        // Release: the ring is fully built before the target can read it (it looks only after a mask bit we set later).
+        Volatile.Write(ref _outgoing[target], ring);
+        return ring;
+    }
+
+    private void ListForFlush(IpiRing ring)
+    {
+        if (_flushCount == _flushList.Length) Array.Resize(ref _flushList, _flushList.Length * 2);
+        _flushList[_flushCount++] = ring;
+        ring.P.Listed = true;
+    }
+
+    /// <summary>Publishes one ring, sets our bit in the target's mask and wakes the target if it sleeps and a non-passive message wants it.</summary>
+    private void Flush(IpiRing ring, Cpu target)
+    {
+        if (!ring.Publish()) return;
+        // Interlocked.Or is a full fence: the index release above is visible before we read the target's state below.
+        target.RaiseIpiBit(Id);
+        int unwoken = ring.P.Unwoken;
+        if (unwoken == 0) return; // passive only: the target finds it at its next pass or tick
+        ring.P.Unwoken = 0;
+        if (target.TryWake())
+        {
+            Trace?.Record(TraceEvent.CpuSend, Id, target.Id, null, unwoken);
+            Counters.WakesSent++;
+            Counters.Avoided += unwoken - 1;
+        }
+        else
+        {
+            Counters.Avoided += unwoken;
+        }
+    }
+
+    /// <summary>Publishes every ring with unpublished entries: end of pass, before parking, before any wait.</summary>
+    internal void FlushAll()
+    {
+        IpiRing[] list = _flushList;
+        Cpu[] cpus = _shared.Cpus;
+        for (int i = 0; i < _flushCount; i++)
+        {
+            IpiRing ring = list[i];
+            ring.P.Listed = false;
+            Flush(ring, cpus[ring.Target]);
+        }
+        _flushCount = 0;
+    }
+
+    private void WaitForRoom(IpiRing ring, Cpu target)
+    {
+        Counters.FifoFull++;
+        long low = _waitDepth == 0 ? ring.Capacity / 4 : ring.Capacity - 4;
+        var room = new RingHasRoom(ring, low);
+        WaitUntil(ref room, target, "room in its IPI ring");
+    }
+
+    /// <summary>
+    /// Returns once <paramref name="sequence"/> (from a send by the calling thread to this CPU) has run here and its
+    /// function has returned (seed: <c>lwkt_wait_ipiq</c>). A CPU caller keeps processing its own incoming IPIs while
+    /// it waits, so two CPUs waiting on each other cannot deadlock. Raises <see cref="CpuRuntime.Warning"/> after
+    /// <see cref="CpuRuntimeOptions.WaitWarning"/>.
+    /// </summary>
+    /// <param name="sequence">A value returned by a send from the calling thread (CPU) or from any non-CPU thread (inbox).</param>
+    /// <exception cref="ArgumentOutOfRangeException">No such sequence was ever sent: waiting would never end.</exception>
+    /// <exception cref="TimeoutException">The message has not run after <see cref="CpuRuntimeOptions.WaitTimeout"/>; the message names both CPUs and how far behind this one is.</exception>
+    public void WaitFor(long sequence)
+    {
+        Cpu? self = t_current;
+        if (self != null && self._shared != _shared) throw ForeignCpu(self);
+        if (self == null)
+        {
+            WaitFromOutside(sequence);
+            return;
+        }
+        if (self == this)
+        {
+            if (sequence > _selfSeq)
+                throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
+                    $"CPU {Id} cannot wait for its own future sequence {sequence} (it has called itself {_selfSeq} times): a send to the current CPU runs at once, so a later sequence would never come.");
+            return;
+        }
+        IpiRing? ring = self._outgoing[Id];
+        long written = ring?.P.WLocal ?? 0;
+        if (sequence > written)
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
+                $"CPU {self.Id} has sent only {written} messages to CPU {Id}; wait for a sequence returned by Send.");
+        if (ring == null || Volatile.Read(ref ring.X.XIndex) >= sequence) return;
+        var done = new RingExecuted(ring, sequence);
+        self.WaitUntil(ref done, this, $"IPI sequence {sequence}");
+    }
+
+    private void WaitFromOutside(long sequence)
+    {
+        long enqueued = Inbox.EnqueuedCount;
+        if (sequence > enqueued)
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
+                $"CPU {Id}'s inbox has accepted only {enqueued} messages; wait for a sequence returned by Send from a thread that is not a CPU.");
+        if (Inbox.Executed >= sequence) return;
+        long start = Stopwatch.GetTimestamp();
+        bool warned = false;
+        var spinner = new SpinWait();
+        while (Inbox.Executed < sequence)
+        {
+            spinner.SpinOnce();
+            CheckWait(start, ref warned, "a non-CPU thread", $"inbox sequence {sequence}", sequence - Inbox.Executed);
+        }
+    }
+
+    /// <summary>A condition a CPU spins on while it keeps draining its own IPIs.</summary>
+    internal interface IWaitCondition
+    {
+        bool IsMet { get; }
+        long Lag { get; }
+    }
+
+    private readonly struct RingHasRoom(IpiRing ring, long low) : IWaitCondition
+    {
+        public bool IsMet => ring.P.WLocal - ring.RefreshReadIndex() <= low;
+        public long Lag => ring.P.WLocal - ring.P.RCache - low;
+    }
+
+    private readonly struct RingExecuted(IpiRing ring, long sequence) : IWaitCondition
+    {
+        public bool IsMet => Volatile.Read(ref ring.X.XIndex) >= sequence;
+        public long Lag => sequence - Volatile.Read(ref ring.X.XIndex);
+    }
+
+    /// <summary>
+    /// The seed's wait loop: publish what we sent, then until the condition holds process our own incoming IPIs (the
+    /// CPU we wait for may itself be waiting on us) and pause. Warns once per <see cref="CpuRuntimeOptions.WaitWarning"/>,
+    /// gives up after <see cref="CpuRuntimeOptions.WaitTimeout"/> (the kernel panics; a library must not).
+    /// </summary>
+    internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, string what) where TCondition : struct, IWaitCondition
+    {
+        if (_waitDepth >= MaxWaitDepth)
+            throw new InvalidOperationException(
+                $"CPU {Id} is already waiting {MaxWaitDepth} levels deep (functions that send into full rings while draining): " +
+                "send less from inside IPI functions, or use TrySend / Post to break the chain.");
+        _waitDepth++;
+        try
+        {
+            FlushAll();
+            if (condition.IsMet) return;
+            long start = Stopwatch.GetTimestamp();
+            bool warned = false;
+            for (int spins = 1; !condition.IsMet; spins++)
+            {
+                ProcessIpis();
+                FlushAll();
+                Thread.SpinWait(1);
+                if ((spins & 255) == 0) CheckWait(start, ref warned, $"CPU {Id}", $"CPU {target.Id}: {what}", condition.Lag);
+            }
+        }
+        finally
+        {
+            _waitDepth--;
+        }
+    }
+
+    private void CheckWait(long start, ref bool warned, string waiter, string what, long lag)
+    {
+        TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
+        CpuRuntimeOptions options = _shared.Options;
+        if (elapsed >= options.WaitTimeout)
+            throw new TimeoutException(
+                $"{waiter} waited {elapsed.TotalSeconds:F1} s for CPU {Id} ({what}); it is {lag} message(s) behind. " +
+                $"CPU {Id} is probably stuck in a long-running function: move long work to tasks, or raise CpuRuntimeOptions.WaitTimeout.");
+        if (!warned && elapsed >= options.WaitWarning)
+        {
+            warned = true;
+            Runtime.RaiseWarning(this, $"{waiter} has waited {elapsed.TotalSeconds:F1} s for CPU {Id} ({what}); it is {lag} message(s) behind.");
+        }
+    }
+
+    /// <summary>The send path of threads that are not CPUs of this runtime: the bounded inbox.</summary>
+    private long SendFromOutside(Action<object?, long> func, object? arg1, long arg2, SendKind kind)
+    {
+        CpuRuntime.Shared shared = _shared;
+        shared.EnterOutsideCall(); // throws ObjectDisposedException once disposal has begun
+        try
+        {
+            Diagnostics.CpuCounters external = shared.External;
+            long ticket = Inbox.TryEnqueue(func, arg1, arg2);
+            if (ticket == 0)
+            {
+                if (kind == SendKind.NoWait)
+                {
+                    Interlocked.Increment(ref external.SendFailed);
+                    return 0;
+                }
+                Interlocked.Increment(ref external.FifoFull);
+                long deadline = Environment.TickCount64 + (long)shared.Options.WaitTimeout.TotalMilliseconds;
+                while ((ticket = Inbox.TryEnqueue(func, arg1, arg2)) == 0)
+                {
+                    if (!Inbox.WaitForRoom(deadline))
+                        throw new TimeoutException(
+                            $"CPU {Id}'s inbox stayed full for {shared.Options.WaitTimeout.TotalSeconds:F1} s: CPU {Id} is probably stuck in a long-running function. " +
+                            "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
+                }
+            }
+            Interlocked.Increment(ref external.Sent);
+            // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
+            RaiseIpiBit(_externalBit);
+            if (kind == SendKind.Passive) Interlocked.Increment(ref external.Passive);
+            else if (TryWake()) Interlocked.Increment(ref external.WakesSent);
+            else Interlocked.Increment(ref external.Avoided);
+            return ticket;
+        }
+        finally
+        {
+            shared.ExitOutsideCall();
+        }
+    }
+
+    /// <summary>Messages this CPU's rings and inbox have accepted, and messages that have run, for the shutdown quiescence check.</summary>
+    internal long AcceptedWork()
+    {
+        long n = Inbox.EnqueuedCount + Volatile.Read(ref _localTasksPosted) + Volatile.Read(ref _remoteTasksPosted) + Volatile.Read(ref AsyncStarted);
+        foreach (IpiRing? ring in _outgoing)
+            if (ring != null) n += Volatile.Read(ref ring.P.WLocal);
+        return n + AcceptedSoftInterruptWork();
+    }
+
+    /// <summary>The other half of <see cref="AcceptedWork"/>: what has finished (rings are counted on their source side).</summary>
+    internal long FinishedWork()
+    {
+        long n = Inbox.Executed + Volatile.Read(ref _tasksRun) + Volatile.Read(ref AsyncFinished);
+        foreach (IpiRing? ring in _outgoing)
+            if (ring != null) n += Volatile.Read(ref ring.X.XIndex);
+        return n + FinishedSoftInterruptWork();
+    }
+}

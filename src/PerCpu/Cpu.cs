@@ -1,0 +1,448 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using PerCpu.Diagnostics;
+using PerCpu.Dispatch;
+using PerCpu.Ipi;
+
+namespace PerCpu;
+
+/// <summary>
+/// A virtual CPU: one dedicated thread running a dispatch loop (IPIs, then soft interrupts, then tasks, then idle),
+/// owning its data, reached from other CPUs through per-pair IPI rings and from other threads through a bounded inbox.
+/// Get one from <see cref="CpuRuntime.this[int]"/>; <see cref="Current"/> is the CPU whose thread is running.
+/// </summary>
+[DebuggerDisplay("CPU {Id}")]
+public sealed partial class Cpu
+{
+    /// <summary>Source id used for entries that came from the inbox (threads that are not CPUs).</summary>
+    internal const int ExternalSource = -1;
+
+    /// <summary>The CPU that owns the calling thread; set by the CPU thread itself (or by a test stepping the loop).</summary>
+    [ThreadStatic] private static Cpu? t_current;
+
+    /// <summary>The CPU whose thread is calling, or <see langword="null"/> on any other thread.</summary>
+    public static Cpu? Current => t_current;
+
+    /// <summary>This CPU's index in its runtime, 0 to <see cref="CpuRuntime.CpuCount"/> - 1.</summary>
+    public int Id { get; }
+
+    /// <summary>The runtime this CPU belongs to.</summary>
+    public CpuRuntime Runtime { get; }
+
+    /// <summary>The core this CPU's thread is pinned to, or -1 when it runs unpinned.</summary>
+    public int PinnedCore { get; private set; } = -1;
+
+    /// <summary>A <see cref="System.Threading.SynchronizationContext"/> that posts to this CPU; installed on its thread, so <c>await</c> there resumes there.</summary>
+    public SynchronizationContext SynchronizationContext => _syncContext;
+
+    /// <summary>A <see cref="System.Threading.Tasks.TaskScheduler"/> that runs tasks on this CPU, one at a time.</summary>
+    public TaskScheduler TaskScheduler => TaskSchedulerCore;
+
+    internal readonly CpuTaskScheduler TaskSchedulerCore;
+    private readonly CpuSynchronizationContext _syncContext;
+    private readonly CpuRuntime.Shared _shared;
+
+    // ---- Idle / wake-up (the seed's gd_npoll interlock) ----
+    internal const int StateParked = 0, StateBusy = 1, StateSpinning = 2;
+
+    /// <summary>
+    /// Parked: the owner may sleep and needs a wake-up. Busy: it will look at its mask before it sleeps again.
+    /// Spinning: idle but polling (no wake-up needed; senders publish at once). Written by the owner and, with a CAS
+    /// Parked→Busy that claims the duty to wake, by senders.
+    /// </summary>
+    private PaddedLong _state;
+
+    /// <summary>
+    /// The seed's <c>gd_ipimask</c>: bit s = source CPU s has published entries; bit <see cref="CpuRuntime.CpuCount"/> =
+    /// the inbox or the remote task queue has work. Set by producers with <see cref="Interlocked.Or(ref long, long)"/>,
+    /// cleared by the owner after it drained that source.
+    /// </summary>
+    private readonly PaddedLong[] _ipiMask;
+
+    private readonly int _externalBit;
+    private readonly Parker _parker = new();
+
+    /// <summary>Bounded MPSC queue for calls from threads that are not CPUs of this runtime.</summary>
+    internal readonly Inbox Inbox;
+
+    /// <summary>Tasks and continuations posted by other threads; moved to <see cref="_tasks"/> by the owner.</summary>
+    private readonly ConcurrentQueue<TaskItem> _remoteTasks = new();
+
+    /// <summary>Tasks posted by other threads (monotonic, any thread with atomics; read at shutdown).</summary>
+    private long _remoteTasksPosted;
+
+    /// <summary>Owner-only local task queue.</summary>
+    private readonly LocalTaskQueue _tasks = new();
+
+    /// <summary>Tasks the owner queued locally, and tasks it has finished (monotonic, owner writes; read at shutdown).</summary>
+    private long _localTasksPosted, _tasksRun;
+
+    /// <summary>Outgoing rings by target id, created lazily by the owner and published with a release store.</summary>
+    private readonly IpiRing?[] _outgoing;
+
+    /// <summary>Rings with unpublished entries (owner only).</summary>
+    private IpiRing[] _flushList;
+    private int _flushCount;
+
+    /// <summary>Sequence of direct calls to self (owner only): what <see cref="Send(Action{object?, long}, object?, long)"/> returns for self.</summary>
+    private long _selfSeq;
+
+    /// <summary>Waits (full ring, WaitFor) on this thread's stack; a send made inside one may fill the ring further.</summary>
+    private int _waitDepth;
+    internal const int MaxWaitDepth = 16;
+
+    /// <summary>After a tick found nothing to do, sleep again without spinning first (owner only).</summary>
+    private bool _skipSpin;
+
+    /// <summary>Set by the runtime once everything accepted has run; the loop then exits.</summary>
+    private volatile bool _stopRequested;
+
+    /// <summary>Async functions started by <see cref="InvokeAsync{T}(Func{ValueTask{T}}, CancellationToken)"/> on this CPU, and finished (owner only).</summary>
+    internal long AsyncStarted, AsyncFinished;
+
+    internal readonly CpuCounters Counters = new();
+
+    /// <summary>The trace ring while tracing is on, else null (owner reads; set by the runtime when tracing starts or stops).</summary>
+    internal CpuTraceRing? Trace;
+
+    private Thread? _thread;
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal Cpu(CpuRuntime runtime, int id, CpuRuntime.Shared shared)
+    {
+        Runtime = runtime;
+        Id = id;
+        _shared = shared;
+        int n = shared.Options.CpuCount;
+        _externalBit = n;
+        _ipiMask = new PaddedLong[(n + 1 + 63) >> 6];
+        _outgoing = new IpiRing?[n];
+        _flushList = new IpiRing[Math.Min(n, 8)];
+        Inbox = new Inbox(shared.Options.InboxCapacity);
+        _syncContext = new CpuSynchronizationContext(this);
+        TaskSchedulerCore = new CpuTaskScheduler(this);
+        _state.Value = StateBusy;
+    }
+
+    /// <summary>A snapshot of this CPU's IPI statistics since the last <see cref="CpuRuntime.ResetStatistics"/>.</summary>
+    public CpuStatistics GetStatistics() => Counters.Snapshot() - _shared.Baseline(Id);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"CPU {Id}";
+
+    // ------------------------------------------------------------------ thread
+
+    internal void StartThread(int core, CountdownEvent started)
+    {
+        _thread = new Thread(() => ThreadMain(core, started), maxStackSize: 0)
+        {
+            IsBackground = true,
+            Name = $"{_shared.Options.ThreadName}/{Id}",
+        };
+        _thread.Start();
+    }
+
+    private void ThreadMain(int core, CountdownEvent started)
+    {
+        t_current = this;
+        SynchronizationContext.SetSynchronizationContext(_syncContext);
+        if (core >= 0 && Platform.Affinity.TryPinCurrentThread(core)) PinnedCore = core;
+        started.Signal();
+        try
+        {
+            while (true)
+            {
+                if (RunPass())
+                {
+                    _skipSpin = false;
+                    continue;
+                }
+                if (_stopRequested) break;
+                Idle();
+            }
+        }
+        finally
+        {
+            FlushAll();
+            t_current = null;
+            _exited.TrySetResult();
+        }
+    }
+
+    internal Task Exited => _exited.Task;
+
+    /// <summary>This CPU's outgoing rings by target id (row <see cref="Id"/> of the ring matrix).</summary>
+    internal IpiRing?[] OutgoingRings => _outgoing;
+
+    /// <summary>Called by the runtime once everything accepted has run: the loop exits at its next idle moment.</summary>
+    internal void RequestStop()
+    {
+        _stopRequested = true;
+        ForceWake();
+    }
+
+    // ------------------------------------------------------------------ dispatch loop
+
+    /// <summary>
+    /// One pass of the dispatch loop, in the kernel's priority order: IPIs (and the cpusync queue), soft interrupts,
+    /// a bounded batch of tasks; then publish what this pass sent. Returns true if it did any work. The CPU thread
+    /// calls it in a loop; a test can call it through <see cref="RunOnce"/> to step a CPU without a thread.
+    /// </summary>
+    internal bool RunPass()
+    {
+        bool did = ProcessIpis();
+        // An interlocked CPU (cpusync) runs only IPIs until its master lets it go.
+        if (!IsInterlocked())
+        {
+            did |= RunSoftInterrupts();
+            did |= RunTasks();
+        }
+        FlushAll();
+        return did;
+    }
+
+    /// <summary>
+    /// Test and simulator hook: runs one dispatch pass on the calling thread as if it were this CPU's thread.
+    /// Only for a runtime started with <see cref="CpuRuntime.StartManual"/>.
+    /// </summary>
+    internal bool RunOnce()
+    {
+        if (!_shared.Manual) throw new InvalidOperationException("RunOnce is only for runtimes started with StartManual: this CPU has its own thread.");
+        Cpu? previous = t_current;
+        SynchronizationContext? previousContext = SynchronizationContext.Current;
+        t_current = this;
+        SynchronizationContext.SetSynchronizationContext(_syncContext);
+        try
+        {
+            return RunPass();
+        }
+        finally
+        {
+            t_current = previous;
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+    }
+
+    private const int TaskBatch = 32;
+
+    private bool RunTasks()
+    {
+        int n = 0;
+        while (n < TaskBatch && _tasks.TryDequeue(out TaskItem item))
+        {
+            try
+            {
+                item.Run(this);
+            }
+            catch (Exception e)
+            {
+                ReportException(e, ExternalSource);
+            }
+            n++;
+            _tasksRun++;
+        }
+        return n > 0;
+    }
+
+    /// <summary>
+    /// Drains every source whose mask bit is set (seed: <c>lwkt_process_ipiq</c>). DragonFly's later order: drain a
+    /// source, then clear its bit, then re-check it, so that a nested drain (a function that waits on a full ring)
+    /// still sees the source its caller is draining and a message racing with the clear is never stranded.
+    /// </summary>
+    internal bool ProcessIpis()
+    {
+        bool any = false;
+        PaddedLong[] mask = _ipiMask;
+        IpiRing?[][] matrix = _shared.Outgoing;
+        for (int w = 0; w < mask.Length; w++)
+        {
+            long bits = Volatile.Read(ref mask[w].Value);
+            while (bits != 0)
+            {
+                int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                long bit = 1L << b;
+                int source = (w << 6) + b;
+                bool more;
+                if (source == _externalBit)
+                {
+                    any |= DrainExternal();
+                    // Full fence: the clear is ordered before the re-check (pairs with the producer's publish-then-Or).
+                    Interlocked.And(ref mask[w].Value, ~bit);
+                    more = Inbox.HasWork || !_remoteTasks.IsEmpty;
+                }
+                else
+                {
+                    // Acquire: the ring was published (release) before the bit was set.
+                    IpiRing ring = Volatile.Read(ref matrix[source][Id])!;
+                    any |= ring.Drain(this) > 0;
+                    Interlocked.And(ref mask[w].Value, ~bit);
+                    more = ring.HasPublishedWork;
+                }
+                if (more) Interlocked.Or(ref mask[w].Value, bit);
+            }
+        }
+        any |= ProcessCpuSyncQueue();
+        return any;
+    }
+
+    private bool DrainExternal()
+    {
+        bool any = Inbox.Drain(this) > 0;
+        // Bounded so that a flood of remote posts cannot starve the IPIs behind it.
+        for (int i = 0; i < 1024 && _remoteTasks.TryDequeue(out TaskItem item); i++)
+        {
+            _tasks.Enqueue(item);
+            any = true;
+        }
+        return any;
+    }
+
+    /// <summary>True if a pass would find something to do. Cheap: called in the idle spin.</summary>
+    private bool HasWork()
+    {
+        PaddedLong[] mask = _ipiMask;
+        for (int w = 0; w < mask.Length; w++)
+            if (Volatile.Read(ref mask[w].Value) != 0) return true;
+        return _tasks.Count != 0 || HasSoftInterruptWork() || HasCpuSyncWork() || _stopRequested;
+    }
+
+    /// <summary>
+    /// Nothing to do: spin for <see cref="CpuRuntimeOptions.IdleSpin"/>, then park until a sender wakes us or the tick
+    /// expires (passive messages are picked up then). The end of the seed's <c>lwkt_process_ipiq</c>: release the
+    /// poll flag, fence, re-check for work, so that a sender either sees the flag released or we see its work.
+    /// </summary>
+    private void Idle()
+    {
+        CpuRuntimeOptions options = _shared.Options;
+        Volatile.Write(ref _state.Value, StateSpinning);
+        if (!_skipSpin || options.PollMode)
+        {
+            long until = Stopwatch.GetTimestamp() + _shared.IdleSpinTicks;
+            for (int i = 1; ; i++)
+            {
+                if (HasWork())
+                {
+                    Volatile.Write(ref _state.Value, StateBusy);
+                    return;
+                }
+                if (!options.PollMode && (i & 63) == 0 && Stopwatch.GetTimestamp() >= until) break;
+                Thread.SpinWait(1);
+            }
+        }
+        Volatile.Write(ref _state.Value, StateParked);
+        // Full fence: the Parked store is ordered before the re-check below. A sender does the mirror image
+        // (Interlocked.Or of our mask bit, then reads _state): at least one of us sees the other.
+        Interlocked.MemoryBarrier();
+        if (HasWork())
+        {
+            // A sender may have claimed the wake in between; either way we are busy now (a stray permit only
+            // makes one later park return early).
+            Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked);
+            return;
+        }
+        _parker.Park(options.TickInterval);
+        if (Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked) == StateParked)
+        {
+            _skipSpin = true; // the tick woke us, not a sender
+        }
+        else
+        {
+            Counters.WakesReceived++;
+            _skipSpin = false;
+        }
+    }
+
+    /// <summary>
+    /// Wakes this CPU if it is parked, claiming the duty with a CAS so that one wake serves many senders (seed:
+    /// <c>atomic_poll_acquire_int(&amp;gd_npoll)</c> then <c>cpu_send_ipiq</c>). The caller must have made its work
+    /// visible with a full fence first. Returns true if it issued a wake.
+    /// </summary>
+    internal bool TryWake()
+    {
+        if (Volatile.Read(ref _state.Value) == StateParked
+            && Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked) == StateParked)
+        {
+            _parker.Unpark();
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>Wakes the CPU whatever its state (shutdown, cpusync): the next idle check sees the reason.</summary>
+    internal void ForceWake()
+    {
+        if (Interlocked.Exchange(ref _state.Value, StateBusy) == StateParked) _parker.Unpark();
+    }
+
+    /// <summary>True when the owner is busy (senders may then defer publication to the end of their pass).</summary>
+    private bool IsBusy => Volatile.Read(ref _state.Value) == StateBusy;
+
+    /// <summary>Sets bit <paramref name="source"/> in this CPU's IPI mask. Interlocked: also a full fence.</summary>
+    private void RaiseIpiBit(int source) => Interlocked.Or(ref _ipiMask[source >> 6].Value, 1L << (source & 63));
+
+    // ------------------------------------------------------------------ running user code
+
+    /// <summary>Runs one message; an exception is counted and reported, never allowed to stop the CPU or the messages behind it.</summary>
+    internal void Invoke(Action<object?, long> func, object? arg1, long arg2, int source)
+    {
+        Trace?.Record(TraceEvent.Receive, source, Id, func, arg2);
+        try
+        {
+            func(arg1, arg2);
+        }
+        catch (Exception e)
+        {
+            ReportException(e, source);
+        }
+        Counters.Received++;
+    }
+
+    internal void ReportException(Exception e, int source)
+    {
+        Counters.Errors++;
+        Runtime.RaiseUnhandledException(this, e, source);
+    }
+
+    // ------------------------------------------------------------------ tasks
+
+    /// <summary>Queues task-level work: locally when called on this CPU, else through the remote queue and a wake.</summary>
+    internal void EnqueueTask(in TaskItem item)
+    {
+        if (t_current == this)
+        {
+            _tasks.Enqueue(item);
+            _localTasksPosted++;
+            return;
+        }
+        // Counted before it becomes visible: the shutdown check relies on "accepted" never trailing "finished".
+        Interlocked.Increment(ref _remoteTasksPosted);
+        _remoteTasks.Enqueue(item);
+        if (_shared.Stopped)
+        {
+            // The CPU thread has exited (the runtime is disposed): run the work on the thread pool rather than lose it.
+            // Checked after the enqueue, so a post racing with the stop is caught by one side or the other.
+            MoveRemoteTasksToThreadPool();
+            return;
+        }
+        RaiseIpiBit(_externalBit);
+        if (TryWake()) CountWakeSent();
+    }
+
+    /// <summary>After the thread has exited: hands leftover remote posts to the thread pool (any thread; each item is taken once).</summary>
+    internal void MoveRemoteTasksToThreadPool()
+    {
+        while (_remoteTasks.TryDequeue(out TaskItem item))
+            ThreadPool.UnsafeQueueUserWorkItem(static s =>
+            {
+                try { s.Item.Run(s.Cpu); }
+                catch (Exception e) { s.Cpu.Runtime.RaiseUnhandledException(s.Cpu, e, ExternalSource); }
+            }, (Cpu: this, Item: item), preferLocal: false);
+    }
+
+    private static void CountWakeSent()
+    {
+        Cpu? self = t_current;
+        if (self != null) self.Counters.WakesSent++;
+    }
+}

@@ -1,0 +1,296 @@
+using System.Diagnostics;
+using PerCpu.Diagnostics;
+using PerCpu.Ipi;
+
+namespace PerCpu;
+
+/// <summary>
+/// A set of virtual CPUs: dedicated threads, pinned to cores where the OS allows, that own their data and call each
+/// other through IPI message queues (DragonFly BSD's <c>lwkt_ipiq</c>). Start one with <see cref="Start"/> and end it
+/// with <c>await using</c>: disposal refuses new calls from outside, runs everything already accepted, then joins the
+/// threads.
+/// </summary>
+[DebuggerDisplay("CpuRuntime: {CpuCount} CPUs")]
+public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
+{
+    /// <summary>State every CPU of a runtime shares (and nothing else holds), so CPUs reach it without going through the runtime.</summary>
+    internal sealed class Shared(CpuRuntimeOptions options, bool manual)
+    {
+        public readonly CpuRuntimeOptions Options = options;
+        public readonly bool Manual = manual;
+        public readonly long IdleSpinTicks = (long)(options.IdleSpin.TotalSeconds * Stopwatch.Frequency);
+        public Cpu[] Cpus = [];
+        /// <summary>Outgoing rings by [source][target]: row s is CPU s's own array (it fills it lazily).</summary>
+        public IpiRing?[][] Outgoing = [];
+        /// <summary>Counters of sends from threads that are not CPUs (any thread, with atomics).</summary>
+        public readonly CpuCounters External = new();
+        /// <summary>Statistics at the last reset, by CPU id (index CpuCount: external); replaced whole, never mutated.</summary>
+        public CpuStatistics[] Baselines = new CpuStatistics[options.CpuCount + 1];
+        /// <summary>Set once disposal begins: calls from outside threads are refused from then on.</summary>
+        public volatile bool Disposing;
+        /// <summary>Set once the CPU threads have exited.</summary>
+        public volatile bool Stopped;
+        /// <summary>Outside calls between their disposal check and their enqueue (any thread, atomics).</summary>
+        private int _outsideCalls;
+
+        public CpuStatistics Baseline(int id) => Volatile.Read(ref Baselines)[id];
+
+        public void EnterOutsideCall()
+        {
+            // Full fence (Interlocked) before the check; Dispose does the mirror image, so either we see Disposing
+            // or Dispose sees us and waits until our message is in the inbox.
+            Interlocked.Increment(ref _outsideCalls);
+            if (Disposing)
+            {
+                Interlocked.Decrement(ref _outsideCalls);
+                throw new ObjectDisposedException(nameof(CpuRuntime), "The CpuRuntime is disposed (or being disposed) and accepts no new calls from outside its CPUs.");
+            }
+        }
+
+        public void ExitOutsideCall() => Interlocked.Decrement(ref _outsideCalls);
+
+        public bool OutsideCallsInFlight => Volatile.Read(ref _outsideCalls) != 0;
+    }
+
+    private readonly Shared _shared;
+    private readonly Cpu[] _cpus;
+    private int _disposeState; // 0 running, 1 disposing or disposed
+    private Task? _disposeTask;
+
+    private CpuRuntime(CpuRuntimeOptions options, bool manual)
+    {
+        _shared = new Shared(options, manual);
+        _cpus = new Cpu[options.CpuCount];
+        for (int i = 0; i < _cpus.Length; i++) _cpus[i] = new Cpu(this, i, _shared);
+        _shared.Cpus = _cpus;
+        var rows = new IpiRing?[_cpus.Length][];
+        for (int i = 0; i < _cpus.Length; i++) rows[i] = _cpus[i].OutgoingRings;
+        _shared.Outgoing = rows;
+        AllCpus = CpuMask.All(_cpus.Length);
+    }
+
+    /// <summary>Starts a runtime: creates the CPUs and their threads and returns once every thread runs (and is pinned, where possible).</summary>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range; the message says which and what is allowed.</exception>
+    public static CpuRuntime Start(CpuRuntimeOptions? options = null)
+    {
+        CpuRuntimeOptions validated = (options ?? new CpuRuntimeOptions()).Validate();
+        var runtime = new CpuRuntime(validated, manual: false);
+        int[] cores = validated.PinThreads ? Platform.Affinity.AllowedCores() : [];
+        using var started = new CountdownEvent(runtime._cpus.Length);
+        for (int i = 0; i < runtime._cpus.Length; i++)
+            runtime._cpus[i].StartThread(cores.Length > 0 ? cores[i % cores.Length] : -1, started);
+        started.Wait();
+        return runtime;
+    }
+
+    /// <summary>
+    /// Test and simulator hook: a runtime whose CPUs have no threads. Drive them with <see cref="Cpu.RunOnce"/>, one
+    /// dispatch pass at a time, on the calling thread. Sends that would have to wait for room are not supported here.
+    /// </summary>
+    internal static CpuRuntime StartManual(CpuRuntimeOptions? options = null)
+        => new((options ?? new CpuRuntimeOptions()).Validate(), manual: true);
+
+    /// <summary>The number of CPUs.</summary>
+    public int CpuCount => _cpus.Length;
+
+    /// <summary>The CPU with id <paramref name="id"/>.</summary>
+    /// <param name="id">0 to <see cref="CpuCount"/> - 1.</param>
+    public Cpu this[int id]
+    {
+        get
+        {
+            if ((uint)id >= (uint)_cpus.Length)
+                throw new ArgumentOutOfRangeException(nameof(id), id, $"CPU ids run from 0 to {_cpus.Length - 1}.");
+            return _cpus[id];
+        }
+    }
+
+    /// <summary>All CPUs, by id.</summary>
+    public IReadOnlyList<Cpu> Cpus => _cpus;
+
+    /// <summary>A mask of every CPU.</summary>
+    public CpuMask AllCpus { get; }
+
+    /// <summary>True if every CPU thread is pinned to a core; false where the OS did not allow it or <see cref="CpuRuntimeOptions.PinThreads"/> is off.</summary>
+    public bool ThreadsPinned
+    {
+        get
+        {
+            foreach (Cpu cpu in _cpus) if (cpu.PinnedCore < 0) return false;
+            return true;
+        }
+    }
+
+    /// <summary>Raised on the CPU thread when a function, task or handler throws. The CPU goes on; so do the messages behind it.</summary>
+    public event EventHandler<CpuExceptionEventArgs>? UnhandledException;
+
+    /// <summary>Raised when something deserves a log line, for example a wait longer than <see cref="CpuRuntimeOptions.WaitWarning"/>.</summary>
+    public event EventHandler<CpuWarningEventArgs>? Warning;
+
+    internal Shared Internals => _shared;
+
+    internal void RaiseUnhandledException(Cpu cpu, Exception e, int source)
+    {
+        try
+        {
+            UnhandledException?.Invoke(this, new CpuExceptionEventArgs(cpu, e, source));
+        }
+        catch
+        {
+            // A throwing handler must not take the CPU down either; the error is already counted.
+        }
+    }
+
+    internal void RaiseWarning(Cpu cpu, string message)
+    {
+        try
+        {
+            Warning?.Invoke(this, new CpuWarningEventArgs(cpu, message));
+        }
+        catch
+        {
+            // As above: a log handler must not break the wait that raised it.
+        }
+    }
+
+    /// <summary>
+    /// Sends the function to every CPU in <paramref name="mask"/> (seed: <c>lwkt_send_ipiq3_mask</c>), the calling CPU
+    /// included (a direct call). Starts at the caller's own CPU and wraps around, so low-numbered CPUs are not always
+    /// served first.
+    /// </summary>
+    /// <param name="mask">The target CPUs.</param>
+    /// <param name="func">The function; use a <c>static</c> lambda.</param>
+    /// <param name="arg1">Passed to <paramref name="func"/>.</param>
+    /// <param name="arg2">Passed to <paramref name="func"/>.</param>
+    /// <returns>How many CPUs the message was sent to.</returns>
+    /// <exception cref="ArgumentException">The mask names a CPU this runtime does not have.</exception>
+    public int SendToMask(CpuMask mask, Action<object?, long> func, object? arg1 = null, long arg2 = 0)
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        CheckMask(mask);
+        Cpu? self = Cpu.Current;
+        int start = self != null && self.Runtime == this ? self.Id : 0;
+        int n = _cpus.Length, sent = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int id = start + i;
+            if (id >= n) id -= n;
+            if (!mask.Contains(id)) continue;
+            _cpus[id].Send(func, arg1, arg2);
+            sent++;
+        }
+        return sent;
+    }
+
+    internal void CheckMask(CpuMask mask)
+    {
+        if (mask.Highest >= _cpus.Length)
+            throw new ArgumentException($"The mask {mask} names CPU {mask.Highest}, but this runtime has CPUs 0 to {_cpus.Length - 1}. Build masks with CpuMask.Of or runtime.AllCpus.", nameof(mask));
+    }
+
+    /// <summary>
+    /// Returns once every CPU has processed everything the calling thread sent it before the call (seed:
+    /// <c>lwkt_synchronize_ipiqs</c>). On a CPU, it keeps processing its own incoming IPIs while it waits.
+    /// </summary>
+    public void Synchronize()
+    {
+        Cpu? self = Cpu.Current;
+        foreach (Cpu target in _cpus)
+        {
+            if (self != null && self.Runtime == this)
+            {
+                if (target == self) continue;
+                IpiRing? ring = self.OutgoingRings[target.Id];
+                if (ring != null) target.WaitFor(ring.P.WLocal);
+            }
+            else
+            {
+                long seq = target.Inbox.EnqueuedCount;
+                if (seq > 0) target.WaitFor(seq);
+            }
+        }
+    }
+
+    /// <summary>Statistics summed over every CPU and over calls from outside threads, since the last <see cref="ResetStatistics"/>.</summary>
+    public CpuStatistics GetStatistics()
+    {
+        CpuStatistics sum = _shared.External.Snapshot() - _shared.Baseline(_cpus.Length);
+        foreach (Cpu cpu in _cpus) sum += cpu.GetStatistics();
+        return sum;
+    }
+
+    /// <summary>Starts every count again from zero (counters are never written by other threads: the current values become the baseline).</summary>
+    public void ResetStatistics()
+    {
+        var baselines = new CpuStatistics[_cpus.Length + 1];
+        for (int i = 0; i < _cpus.Length; i++) baselines[i] = _cpus[i].Counters.Snapshot();
+        baselines[_cpus.Length] = _shared.External.Snapshot();
+        Volatile.Write(ref _shared.Baselines, baselines);
+    }
+
+    /// <summary>True once <see cref="DisposeAsync"/> has begun.</summary>
+    public bool IsDisposed => _shared.Disposing;
+
+    /// <summary>
+    /// Refuses new calls from outside threads (<see cref="ObjectDisposedException"/>), runs everything already accepted
+    /// (IPIs, tasks, soft interrupts, asynchronous calls in flight, and whatever they send in turn), then stops and joins
+    /// the CPU threads. Safe to call more than once. Work posted to a CPU's context after that runs on the thread pool.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called from one of this runtime's own CPUs (it would wait for itself).</exception>
+    public ValueTask DisposeAsync()
+    {
+        if (Cpu.Current is { } self && self.Runtime == this)
+            throw new InvalidOperationException($"CPU {self.Id} cannot dispose its own runtime: disposal waits for every CPU to finish. Dispose from a thread that is not a CPU.");
+        if (Interlocked.Exchange(ref _disposeState, 1) == 0)
+            Volatile.Write(ref _disposeTask, DisposeCoreAsync());
+        SpinWait spinner = default;
+        Task? task;
+        while ((task = Volatile.Read(ref _disposeTask)) == null) spinner.SpinOnce();
+        return new ValueTask(task);
+    }
+
+    /// <summary>Synchronous <see cref="DisposeAsync"/>: blocks until the runtime has stopped.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    private async Task DisposeCoreAsync()
+    {
+        _shared.Disposing = true;
+        // Full fence: pairs with EnterOutsideCall; after this loop no outside call can still be on its way in.
+        Interlocked.MemoryBarrier();
+        SpinWait spinner = default;
+        while (_shared.OutsideCallsInFlight) spinner.SpinOnce();
+
+        if (_shared.Manual)
+        {
+            while (!IsQuiescent())
+                foreach (Cpu cpu in _cpus) cpu.RunOnce();
+        }
+        else
+        {
+            for (int round = 0; !IsQuiescent(); round++)
+            {
+                if (round < 50) await Task.Yield();
+                else await Task.Delay(1).ConfigureAwait(false);
+            }
+            foreach (Cpu cpu in _cpus) cpu.RequestStop();
+            foreach (Cpu cpu in _cpus) await cpu.Exited.ConfigureAwait(false);
+        }
+        _shared.Stopped = true;
+        foreach (Cpu cpu in _cpus) cpu.MoveRemoteTasksToThreadPool();
+    }
+
+    /// <summary>
+    /// True if nothing accepted is still pending anywhere. Reads every CPU's "finished" total first and its "accepted"
+    /// total after: finished never exceeds accepted at any instant and both only grow, so equal sums prove that at some
+    /// instant between the two sweeps nothing was in flight (and with outside calls refused, nothing new can start).
+    /// </summary>
+    internal bool IsQuiescent()
+    {
+        long finished = 0, accepted = 0;
+        foreach (Cpu cpu in _cpus) finished += cpu.FinishedWork();
+        Interlocked.MemoryBarrier(); // the accepted sweep is not hoisted above the finished sweep
+        foreach (Cpu cpu in _cpus) accepted += cpu.AcceptedWork();
+        return finished == accepted;
+    }
+}
