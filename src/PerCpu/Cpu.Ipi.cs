@@ -224,7 +224,7 @@ public sealed partial class Cpu
         Counters.FifoFull++;
         long low = _waitDepth == 0 ? ring.Capacity / 4 : ring.Capacity - 4;
         var room = new RingHasRoom(ring, low);
-        WaitUntil(ref room, target, "room in its IPI ring");
+        WaitUntil(ref room, target, WaitReason.RingRoom, 0);
     }
 
     /// <summary>
@@ -259,7 +259,7 @@ public sealed partial class Cpu
                 $"CPU {self.Id} has sent only {written} messages to CPU {Id}; wait for a sequence returned by Send.");
         if (ring == null || Volatile.Read(ref ring.X.XIndex) >= sequence) return;
         var done = new RingExecuted(ring, sequence);
-        self.WaitUntil(ref done, this, $"IPI sequence {sequence}");
+        self.WaitUntil(ref done, this, WaitReason.Sequence, sequence);
     }
 
     private void WaitFromOutside(long sequence)
@@ -275,7 +275,7 @@ public sealed partial class Cpu
         while (Inbox.Executed < sequence)
         {
             spinner.SpinOnce();
-            CheckWait(start, ref warned, "a non-CPU thread", $"inbox sequence {sequence}", sequence - Inbox.Executed);
+            CheckWait(start, ref warned, ExternalSource, WaitReason.InboxSequence, sequence, null, sequence - Inbox.Executed);
         }
     }
 
@@ -303,7 +303,13 @@ public sealed partial class Cpu
     /// CPU we wait for may itself be waiting on us) and pause. Warns once per <see cref="CpuRuntimeOptions.WaitWarning"/>,
     /// gives up after <see cref="CpuRuntimeOptions.WaitTimeout"/> (the kernel panics; a library must not).
     /// </summary>
+    internal enum WaitReason { RingRoom, Sequence, InboxSequence, Custom }
+
+    /// <summary>As the other overload, with a description for the warning and the timeout (keep it a constant on hot paths).</summary>
     internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, string what) where TCondition : struct, IWaitCondition
+        => WaitUntil(ref condition, target, WaitReason.Custom, 0, what);
+
+    internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, WaitReason reason, long detail, string? what = null) where TCondition : struct, IWaitCondition
     {
         if (_waitDepth >= MaxWaitDepth)
             throw new InvalidOperationException(
@@ -320,8 +326,11 @@ public sealed partial class Cpu
             {
                 ProcessIpis();
                 FlushAll();
-                Thread.SpinWait(1);
-                if ((spins & 255) == 0) CheckWait(start, ref warned, $"CPU {Id}", $"CPU {target.Id}: {what}", condition.Lag);
+                // Spin; past a while, also yield the core now and then: when CPUs outnumber cores (or the host
+                // descheduled a vCPU) the CPU we wait for may need this very core to make progress.
+                if (spins < 4096 || (spins & 63) != 0) Thread.SpinWait(1);
+                else Thread.Yield();
+                if ((spins & 255) == 0) target.CheckWait(start, ref warned, Id, reason, detail, what, condition.Lag);
             }
         }
         finally
@@ -330,19 +339,36 @@ public sealed partial class Cpu
         }
     }
 
-    private void CheckWait(long start, ref bool warned, string waiter, string what, long lag)
+    /// <summary>Warns, then times out, a wait on this CPU (this = the CPU waited for). Builds strings only when it reports.</summary>
+    internal void CheckWait(long start, ref bool warned, string waiter, string what, long lag)
+        => CheckWait(start, ref warned, ExternalSource, WaitReason.Custom, 0, $"{waiter}: {what}", lag);
+
+    internal void CheckWait(long start, ref bool warned, int waiter, WaitReason reason, long detail, string? custom, long lag)
     {
         TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
         CpuRuntimeOptions options = _shared.Options;
         if (elapsed >= options.WaitTimeout)
             throw new TimeoutException(
-                $"{waiter} waited {elapsed.TotalSeconds:F1} s for CPU {Id} ({what}); it is {lag} message(s) behind. " +
+                $"{Describe(waiter, reason, detail, custom)} {elapsed.TotalSeconds:F1} s; it is {lag} message(s) behind. " +
                 $"CPU {Id} is probably stuck in a long-running function: move long work to tasks, or raise CpuRuntimeOptions.WaitTimeout.");
         if (!warned && elapsed >= options.WaitWarning)
         {
             warned = true;
-            Runtime.RaiseWarning(this, $"{waiter} has waited {elapsed.TotalSeconds:F1} s for CPU {Id} ({what}); it is {lag} message(s) behind.");
+            Runtime.RaiseWarning(this, $"{Describe(waiter, reason, detail, custom)} {elapsed.TotalSeconds:F1} s so far; it is {lag} message(s) behind.");
         }
+    }
+
+    private string Describe(int waiter, WaitReason reason, long detail, string? custom)
+    {
+        string who = waiter == ExternalSource ? "A thread that is not a CPU" : $"CPU {waiter}";
+        string what = reason switch
+        {
+            WaitReason.RingRoom => $"for room in its IPI ring to CPU {Id}",
+            WaitReason.Sequence => $"for CPU {Id} to run IPI sequence {detail}",
+            WaitReason.InboxSequence => $"for CPU {Id} to run inbox sequence {detail}",
+            _ => $"on CPU {Id} ({custom})",
+        };
+        return $"{who} has waited {what} for";
     }
 
     /// <summary>The send path of threads that are not CPUs of this runtime: the bounded inbox.</summary>

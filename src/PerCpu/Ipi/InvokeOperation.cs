@@ -249,17 +249,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
     private void Schedule(Action<object?> continuation)
     {
         object? state = _continuationState;
-        ExecutionContext? ec = _executionContext;
-        if (ec != null)
-        {
-            // Only for OnCompleted (not UnsafeOnCompleted): rare, so a closure is fine here.
-            Action<object?> inner = continuation;
-            continuation = s => ExecutionContext.Run(ec, static t =>
-            {
-                var (c, st) = ((Action<object?>, object?))t!;
-                c(st);
-            }, (inner, s));
-        }
+        if (_executionContext != null) continuation = FlowExecutionContext(_executionContext, continuation);
         switch (_scheduler)
         {
             case Cpu cpu:
@@ -281,6 +271,17 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         if (Cpu.Current is { } current) current.EnqueueTask(new TaskItem(continuation, state));
         else continuation(state);
     }
+
+    /// <summary>
+    /// Wraps the continuation to run in the captured context. Only OnCompleted (not UnsafeOnCompleted) asks for it, so
+    /// the closure is rare; it lives in its own method because a captured local allocates its closure at method entry.
+    /// </summary>
+    private static Action<object?> FlowExecutionContext(ExecutionContext ec, Action<object?> continuation)
+        => s => ExecutionContext.Run(ec, static t =>
+        {
+            var (c, st) = ((Action<object?>, object?))t!;
+            c(st);
+        }, (continuation, s));
 
     // ---- IValueTaskSource ----
 

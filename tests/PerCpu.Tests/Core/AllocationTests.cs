@@ -1,0 +1,77 @@
+namespace PerCpu.Tests.Core;
+
+[Collection("Stress")]
+public sealed class AllocationTests
+{
+    private sealed class Counter
+    {
+        public long Value;
+    }
+
+    private static readonly Action<object?, long> s_increment = static (o, _) => ((Counter)o!).Value++;
+
+    [Fact]
+    public async Task SteadyStateSend_FromCpu_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var counter = new Counter();
+        long allocated = await runtime[0].InvokeAsync(() =>
+        {
+            Cpu target = runtime[1];
+            long seq = 0;
+            for (int i = 0; i < 100_000; i++) seq = target.Send(s_increment, counter); // warm up: rings, JIT tiers
+            target.WaitFor(seq);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1_000_000; i++) seq = target.Send(s_increment, counter);
+            target.WaitFor(seq);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }).AsTask().WithHangDetector();
+        Assert.Equal(0, allocated);
+        Assert.Equal(1_100_000, counter.Value);
+    }
+
+    [Fact]
+    public async Task SteadyStateSend_FromOutsideThread_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var counter = new Counter();
+        long allocated = await Task.Factory.StartNew(() =>
+        {
+            long seq = 0;
+            for (int i = 0; i < 50_000; i++) seq = runtime[1].Send(s_increment, counter);
+            runtime[1].WaitFor(seq);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 200_000; i++) seq = runtime[1].Send(s_increment, counter);
+            runtime[1].WaitFor(seq);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }, TaskCreationOptions.LongRunning).WithHangDetector();
+        Assert.Equal(0, allocated);
+    }
+
+    /// <summary>
+    /// A CPU awaits calls on another CPU in a loop; both CPU threads are measured (the caller's continuation and the
+    /// operation pool run on CPU 0, the function and the reply on CPU 1).
+    /// </summary>
+    [Fact]
+    public async Task SteadyStateInvokeAsync_CpuToCpu_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var counter = new Counter();
+        Func<long> bump = () => ++counter.Value;
+        Func<long> threadBytes = static () => GC.GetAllocatedBytesForCurrentThread();
+        (long caller, long target) = await runtime[0].InvokeAsync(async () =>
+        {
+            Cpu other = runtime[1];
+            for (int i = 0; i < 20_000; i++) await other.InvokeAsync(bump);
+            long targetBefore = await other.InvokeAsync(threadBytes);
+            long callerBefore = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 100_000; i++) await other.InvokeAsync(bump);
+            long callerAfter = GC.GetAllocatedBytesForCurrentThread();
+            long targetAfter = await other.InvokeAsync(threadBytes);
+            return (callerAfter - callerBefore, targetAfter - targetBefore);
+        }).AsTask().WithHangDetector();
+        Assert.Equal(0, caller);
+        Assert.Equal(0, target);
+        Assert.Equal(120_000, counter.Value);
+    }
+}

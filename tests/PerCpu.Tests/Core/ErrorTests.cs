@@ -1,0 +1,143 @@
+namespace PerCpu.Tests.Core;
+
+public sealed class ErrorTests
+{
+    [Fact]
+    public async Task ThrowingFunction_IsCountedAndReported_AndMessagesBehindItRun()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var reported = new List<(int Cpu, int Source, string Message)>();
+        runtime.UnhandledException += (_, e) => { lock (reported) reported.Add((e.Cpu.Id, e.SourceCpu, e.Exception.Message)); };
+        var ran = new int[1];
+        await runtime[0].InvokeAsync(() =>
+        {
+            runtime[1].Send(static (_, _) => throw new InvalidOperationException("first"));
+            runtime[1].Send(static (o, _) => ((int[])o!)[0]++, ran);
+            runtime[1].Send(static (_, _) => throw new InvalidOperationException("second"));
+            long seq = runtime[1].Send(static (o, _) => ((int[])o!)[0]++, ran);
+            runtime[1].WaitFor(seq);
+        }).AsTask().WithHangDetector();
+        Assert.Equal(2, ran[0]);
+        Assert.Equal(2, runtime[1].GetStatistics().Errors);
+        lock (reported) Assert.Equal(new[] { (1, 0, "first"), (1, 0, "second") }, reported);
+        // The CPU is alive.
+        Assert.Equal(1, await runtime[1].InvokeAsync(static () => Cpu.Current!.Id).AsTask().WithHangDetector());
+    }
+
+    [Fact]
+    public async Task ThrowingEventHandler_DoesNotKillTheCpu()
+    {
+        await using var runtime = TestUtil.Start(2);
+        runtime.UnhandledException += (_, _) => throw new Exception("handler bug");
+        runtime[1].Send(static (_, _) => throw new InvalidOperationException());
+        Assert.Equal(7, await runtime[1].InvokeAsync(static () => 7).AsTask().WithHangDetector());
+        Assert.Equal(1, runtime[1].GetStatistics().Errors);
+    }
+
+    [Fact]
+    public async Task ThrowingPostedTask_IsReported()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var seen = new TaskCompletionSource<Exception>(TaskCreationOptions.RunContinuationsAsynchronously);
+        runtime.UnhandledException += (_, e) => seen.TrySetResult(e.Exception);
+        runtime[1].Post(static () => throw new ArithmeticException("task"));
+        Assert.IsType<ArithmeticException>(await seen.Task.WithHangDetector());
+    }
+}
+
+public sealed class ValidationTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-3)]
+    public void CpuCount_MustBePositive(int count)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = count }));
+        Assert.Contains("CpuCount", e.Message);
+    }
+
+    [Theory]
+    [InlineData(100)]
+    [InlineData(8)]
+    [InlineData(0)]
+    public void FifoCapacity_MustBeAPowerOfTwo(int capacity)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1, FifoCapacity = capacity }));
+        Assert.Contains("power of two", e.Message);
+    }
+
+    [Fact]
+    public void BadTimeSpans_AreRejected()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1, WaitTimeout = TimeSpan.Zero }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1, TickInterval = TimeSpan.FromSeconds(-1) }));
+    }
+
+    [Fact]
+    public async Task NullFunction_IsRejected()
+    {
+        await using var runtime = TestUtil.Start(1);
+        Assert.Throws<ArgumentNullException>(() => runtime[0].Send(null!));
+        Assert.Throws<ArgumentNullException>(() => runtime[0].TrySend(null!));
+        Assert.Throws<ArgumentNullException>(() => runtime[0].SendPassive(null!));
+        Assert.Throws<ArgumentNullException>(() => runtime[0].Post(null!));
+        Assert.Throws<ArgumentNullException>(() => runtime[0].InvokeAsync((Func<int>)null!));
+        Assert.Throws<ArgumentNullException>(() => runtime.SendToMask(runtime.AllCpus, null!));
+    }
+
+    [Fact]
+    public async Task CpuIndexAndMask_OutOfRange_AreRejected()
+    {
+        await using var runtime = TestUtil.Start(2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => runtime[2]);
+        var e = Assert.Throws<ArgumentException>(() => runtime.SendToMask(CpuMask.Of(0, 5), static (_, _) => { }));
+        Assert.Contains("CPU 5", e.Message);
+    }
+
+    [Fact]
+    public async Task CpuOfAnotherRuntime_IsRejectedFromACpuThread()
+    {
+        await using var a = TestUtil.Start(1);
+        await using var b = TestUtil.Start(1);
+        Exception? e = await a[0].InvokeAsync(() => Record.Exception(() => b[0].Send(static (_, _) => { }))).AsTask().WithHangDetector();
+        var ex = Assert.IsType<InvalidOperationException>(e);
+        Assert.Contains("another CpuRuntime", ex.Message);
+    }
+
+    [Fact]
+    public async Task DisposedRuntime_RefusesCallsFromOutside()
+    {
+        var runtime = TestUtil.Start(2);
+        await runtime.DisposeAsync();
+        Assert.Throws<ObjectDisposedException>(() => runtime[0].Send(static (_, _) => { }));
+        Assert.Throws<ObjectDisposedException>(() => runtime[1].Post(static () => { }));
+        Assert.Throws<ObjectDisposedException>(() => runtime[1].InvokeAsync(static () => 1));
+        Assert.True(runtime.IsDisposed);
+        await runtime.DisposeAsync(); // idempotent
+    }
+
+    [Fact]
+    public async Task DisposeFromOwnCpu_IsRejected()
+    {
+        await using var runtime = TestUtil.Start(1);
+        Exception? e = await runtime[0].InvokeAsync(() => Record.Exception(() => runtime.Dispose())).AsTask().WithHangDetector();
+        Assert.IsType<InvalidOperationException>(e);
+    }
+
+    [Fact]
+    public async Task PinThreadsOff_RunsUnpinned()
+    {
+        await using var runtime = TestUtil.Start(2, o => o.PinThreads = false);
+        Assert.False(runtime.ThreadsPinned);
+        Assert.All(runtime.Cpus, c => Assert.Equal(-1, c.PinnedCore));
+    }
+
+    [Fact]
+    public async Task PinThreads_NeverCrashes_AndReportsWhatHappened()
+    {
+        await using var runtime = TestUtil.Start(2);
+        // Linux here allows pinning; elsewhere the property says false and the runtime still works.
+        if (OperatingSystem.IsLinux()) Assert.True(runtime.ThreadsPinned);
+        Assert.Equal(1, await runtime[1].InvokeAsync(static () => Cpu.Current!.Id).AsTask().WithHangDetector());
+    }
+}

@@ -1,0 +1,91 @@
+namespace PerCpu.Tests.Core;
+
+[Collection("Stress")]
+public sealed class WakeTests
+{
+    /// <summary>
+    /// No lost wake-up: the target parks at once (no idle spin) and a sender must always wake it. Thousands of
+    /// round trips with random pauses land sends on every side of the park/re-check window; a lost wake-up hangs
+    /// and fires the hang detector.
+    /// </summary>
+    [Fact]
+    public async Task ParkedCpu_IsAlwaysWokenBySend_FromOutside()
+    {
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromSeconds(30); });
+        var random = new Random(1234);
+        using var ran = new SemaphoreSlim(0);
+        for (int i = 0; i < 3000; i++)
+        {
+            Thread.SpinWait(random.Next(0, 2000));
+            runtime[i & 1].Send(static (o, _) => ((SemaphoreSlim)o!).Release(), ran);
+            Assert.True(await ran.WaitAsync(TestUtil.Hang), $"round trip {i}: the target was never woken (lost wake-up)");
+        }
+        Assert.True(runtime.GetStatistics().WakesReceived > 0);
+    }
+
+    [Fact]
+    public async Task ParkedCpu_IsAlwaysWokenBySend_FromAnotherCpu()
+    {
+        // A tick of 30 s: only a real wake-up can deliver within the hang detector's minute many times over.
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromSeconds(30); });
+        var state = new PingState(runtime, 2000);
+        runtime[0].Send(static (o, _) => ((PingState)o!).Ping(), state);
+        Assert.True(await state.Done.Task.WaitAsync(TestUtil.Hang).ContinueWith(t => t.IsCompletedSuccessfully));
+        Assert.Equal(2000, state.Count);
+        Assert.True(runtime.GetStatistics().WakesSent > 0);
+    }
+
+    private sealed class PingState(CpuRuntime runtime, int rounds)
+    {
+        public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Count;
+        private readonly Random _random = new(99);
+
+        public void Ping()
+        {
+            if (++Count == rounds)
+            {
+                Done.SetResult();
+                return;
+            }
+            // A random pause lets the other CPU reach every point of its park sequence.
+            Thread.SpinWait(_random.Next(0, 3000));
+            Cpu other = runtime[1 - Cpu.Current!.Id];
+            other.Send(static (o, _) => ((PingState)o!).Ping(), this);
+        }
+    }
+
+    [Fact]
+    public async Task SendToBusyCpu_AvoidsTheWake()
+    {
+        // Poll mode: the target never parks, so no send needs a wake-up.
+        await using var runtime = TestUtil.Start(2, o => o.PollMode = true);
+        await runtime[0].InvokeAsync(() =>
+        {
+            long seq = 0;
+            for (int i = 0; i < 10_000; i++) seq = runtime[1].Send(static (_, _) => { });
+            runtime[1].WaitFor(seq);
+        }).AsTask().WithHangDetector();
+        CpuStatistics s = runtime[0].GetStatistics();
+        Assert.Equal(0, s.WakesSent);
+        Assert.True(s.Avoided >= 10_000, $"avoided {s.Avoided}");
+    }
+
+    /// <summary>A passive message never wakes its target; a parked target still runs it within a tick.</summary>
+    [Fact]
+    public async Task PassiveSend_RunsOnTick_WithoutWakingTheTarget()
+    {
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromMilliseconds(20); });
+        using var ran = new ManualResetEventSlim();
+        runtime.ResetStatistics();
+        await runtime[0].InvokeAsync(() =>
+        {
+            runtime[1].SendPassive(static (o, _) => ((ManualResetEventSlim)o!).Set(), ran);
+        }).AsTask().WithHangDetector();
+        ran.WaitOrFail("passive message");
+        CpuStatistics s = runtime[0].GetStatistics();
+        Assert.Equal(1, s.Passive);
+        // CPU 0's only message to CPU 1 was passive: it issued no wake to CPU 1, so the tick delivered it.
+        Assert.Equal(0, s.WakesSent);
+    }
+}

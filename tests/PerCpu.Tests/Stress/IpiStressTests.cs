@@ -1,0 +1,179 @@
+namespace PerCpu.Tests.Stress;
+
+/// <summary>Real threads, millions of messages: exactly-once, per-pair FIFO order and liveness.</summary>
+[Collection("Stress")]
+public sealed class IpiStressTests
+{
+    /// <summary>Per-target bookkeeping, touched only by the target CPU (that is the point of a per-CPU runtime).</summary>
+    private sealed class Inbox(int sources)
+    {
+        public readonly long[] Next = new long[sources];
+        public long Received;
+        public long Errors;
+    }
+
+    private sealed class World(int cpus, long perPair)
+    {
+        public readonly Inbox[] Inboxes = Enumerable.Range(0, cpus).Select(_ => new Inbox(cpus + 8)).ToArray();
+        public readonly long PerPair = perPair;
+    }
+
+    /// <summary>arg2 = (source << 40) | sequence: the target checks that each source's sequence arrives 0, 1, 2, … exactly once.</summary>
+    private static readonly Action<object?, long> s_check = static (o, arg2) =>
+    {
+        var world = (World)o!;
+        Inbox inbox = world.Inboxes[Cpu.Current!.Id];
+        int source = (int)(arg2 >> 40);
+        long seq = arg2 & ((1L << 40) - 1);
+        if (inbox.Next[source] != seq) inbox.Errors++;
+        inbox.Next[source] = seq + 1;
+        inbox.Received++;
+    };
+
+    [Theory]
+    [InlineData(4, 16, 60_000)]   // tiny rings: constant backpressure, draining while waiting
+    [InlineData(3, 512, 300_000)]  // default rings
+    public async Task AllToAll_ExactlyOnce_InOrder(int cpus, int fifo, long perPair)
+    {
+        await using var runtime = TestUtil.Start(cpus, o => { o.FifoCapacity = fifo; o.IdleSpin = TimeSpan.FromMicroseconds(5); });
+        var world = new World(cpus, perPair);
+        var drivers = new Task[cpus];
+        for (int c = 0; c < cpus; c++)
+        {
+            drivers[c] = runtime[c].InvokeAsync(() =>
+            {
+                Cpu self = Cpu.Current!;
+                var random = new Random(self.Id);
+                for (long i = 0; i < perPair; i++)
+                {
+                    // Every other CPU once per round, starting at a random one: interleaved, varying order.
+                    int start = random.Next(cpus);
+                    for (int k = 0; k < cpus; k++)
+                    {
+                        int t = (start + k) % cpus;
+                        if (t != self.Id) self.Runtime[t].Send(s_check, world, ((long)self.Id << 40) | i);
+                    }
+                }
+                self.Runtime.Synchronize();
+            }).AsTask();
+        }
+        await Task.WhenAll(drivers).WithHangDetector();
+        for (int c = 0; c < cpus; c++)
+        {
+            Inbox inbox = await runtime[c].InvokeAsync(() => world.Inboxes[Cpu.Current!.Id]).AsTask();
+            Assert.Equal(0, inbox.Errors);
+            Assert.Equal(perPair * (cpus - 1), inbox.Received);
+            for (int s = 0; s < cpus; s++) Assert.Equal(s == c ? 0 : perPair, inbox.Next[s]);
+        }
+    }
+
+    /// <summary>
+    /// Two CPUs flood each other from inside IPI functions with rings that are always full: each sender must drain its
+    /// own incoming queue while it waits (the seed's rule), or both would wait forever. Every function also sends
+    /// from inside a function (re-entrancy).
+    /// </summary>
+    [Fact]
+    public async Task MutualFlood_WithFullRings_MakesProgress()
+    {
+        await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
+        var world = new World(2, 0);
+        const long N = 1_000_000;
+        var flood = new Task[2];
+        for (int c = 0; c < 2; c++)
+        {
+            flood[c] = runtime[c].InvokeAsync(() =>
+            {
+                Cpu self = Cpu.Current!;
+                Cpu other = self.Runtime[1 - self.Id];
+                for (long i = 0; i < N; i++)
+                {
+                    // Re-entrant: the function runs on the other CPU and itself sends an echo back.
+                    other.Send(static (o, a) =>
+                    {
+                        s_check(o, a);
+                        Cpu me = Cpu.Current!;
+                        me.Runtime[1 - me.Id].Send(static (_, _) => { });
+                    }, world, ((long)self.Id << 40) | i);
+                }
+                self.Runtime.Synchronize();
+            }).AsTask();
+        }
+        await Task.WhenAll(flood).WithHangDetector();
+        for (int c = 0; c < 2; c++)
+        {
+            Inbox inbox = world.Inboxes[c];
+            Assert.Equal(0, inbox.Errors);
+            Assert.Equal(N, inbox.Received);
+        }
+        Assert.True(runtime.GetStatistics().FifoFull > 0);
+    }
+
+    /// <summary>Many non-CPU threads send to the CPUs through the bounded inboxes; each thread's messages stay in order.</summary>
+    [Fact]
+    public async Task OutsideThreads_ExactlyOnce_InOrder_BoundedInbox()
+    {
+        const int Threads = 4;
+        const long PerThread = 150_000;
+        await using var runtime = TestUtil.Start(2, o => { o.InboxCapacity = 64; o.IdleSpin = TimeSpan.Zero; });
+        var world = new World(2, 0);
+        long maxBacklog = 0;
+        var senders = Enumerable.Range(0, Threads).Select(t => Task.Factory.StartNew(() =>
+        {
+            var random = new Random(t);
+            var next = new long[2];
+            for (long i = 0; i < PerThread * 2; i++)
+            {
+                int target = next[0] == PerThread ? 1 : next[1] == PerThread ? 0 : random.Next(2);
+                runtime[target].Send(s_check, world, ((long)(2 + t) << 40) | next[target]++);
+                if ((i & 1023) == 0)
+                {
+                    Cpu cpu = runtime[target];
+                    long backlog = cpu.Inbox.EnqueuedCount - cpu.Inbox.Executed;
+                    long seen;
+                    while (backlog > (seen = Volatile.Read(ref maxBacklog)) && Interlocked.CompareExchange(ref maxBacklog, backlog, seen) != seen) { }
+                }
+            }
+        }, TaskCreationOptions.LongRunning)).ToArray();
+        await Task.WhenAll(senders).WithHangDetector();
+        runtime.Synchronize();
+        for (int c = 0; c < 2; c++)
+        {
+            Inbox inbox = world.Inboxes[c];
+            Assert.Equal(0, inbox.Errors);
+            Assert.Equal(Threads * PerThread, inbox.Received);
+        }
+        // Accepted but not yet executed never exceeds the inbox (plus the functions on the CPU's stack).
+        Assert.True(maxBacklog <= 64 + 1, $"backlog {maxBacklog}");
+    }
+
+    /// <summary>Random parking: CPUs park between bursts (no idle spin), and bursts come from CPUs and outside threads at once.</summary>
+    [Fact]
+    public async Task RandomParking_NoLostMessages()
+    {
+        const int Rounds = 3000;
+        await using var runtime = TestUtil.Start(3, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromSeconds(30); });
+        using var all = new CountdownEvent(Rounds * 2);
+        var outside = Task.Factory.StartNew(() =>
+        {
+            var random = new Random(5);
+            for (int i = 0; i < Rounds; i++)
+            {
+                Thread.SpinWait(random.Next(0, 4000));
+                runtime[random.Next(3)].Send(static (o, _) => ((CountdownEvent)o!).Signal(), all);
+            }
+        }, TaskCreationOptions.LongRunning);
+        var inside = runtime[0].InvokeAsync(async () =>
+        {
+            var random = new Random(6);
+            for (int i = 0; i < Rounds; i++)
+            {
+                if ((i & 7) == 0) await Task.Yield();
+                Thread.SpinWait(random.Next(0, 4000));
+                int t = 1 + random.Next(2);
+                Cpu.Current!.Runtime[t].Send(static (o, _) => ((CountdownEvent)o!).Signal(), all);
+            }
+        }).AsTask();
+        await Task.WhenAll(outside, inside).WithHangDetector();
+        Assert.True(all.Wait(TestUtil.Hang), $"only {Rounds * 2 - all.CurrentCount} of {Rounds * 2} messages ran");
+    }
+}

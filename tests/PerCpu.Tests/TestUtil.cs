@@ -1,0 +1,45 @@
+using System.Runtime.CompilerServices;
+
+namespace PerCpu.Tests;
+
+/// <summary>Shared helpers. A timeout here is a hang detector: if it fires, there is a real bug.</summary>
+internal static class TestUtil
+{
+    public static readonly TimeSpan Hang = TimeSpan.FromMinutes(1);
+
+    public static CpuRuntime Start(int cpus = 2, Action<CpuRuntimeOptions>? configure = null)
+    {
+        var options = new CpuRuntimeOptions { CpuCount = cpus };
+        configure?.Invoke(options);
+        return CpuRuntime.Start(options);
+    }
+
+    /// <summary>Awaits with the hang detector.</summary>
+    public static async Task WithHangDetector(this Task task, [CallerArgumentExpression(nameof(task))] string? what = null)
+    {
+        try
+        {
+            await task.WaitAsync(Hang);
+        }
+        catch (TimeoutException)
+        {
+            throw new Xunit.Sdk.XunitException($"Hang detector fired after {Hang}: {what}");
+        }
+    }
+
+    public static async Task<T> WithHangDetector<T>(this Task<T> task, [CallerArgumentExpression(nameof(task))] string? what = null)
+    {
+        await ((Task)task).WithHangDetector(what);
+        return await task;
+    }
+
+    /// <summary>Blocks (off-CPU) until the event is set, with the hang detector.</summary>
+    public static void WaitOrFail(this ManualResetEventSlim e, string what)
+    {
+        if (!e.Wait(Hang)) throw new Xunit.Sdk.XunitException($"Hang detector fired after {Hang}: {what}");
+    }
+}
+
+/// <summary>Heavy multi-threaded tests run one at a time so they do not starve each other on two cores.</summary>
+[CollectionDefinition("Stress", DisableParallelization = true)]
+public sealed class StressCollection;
