@@ -328,7 +328,7 @@ public sealed partial class Cpu
                 FlushAll();
                 // Spin; past a while, also yield the core now and then: when CPUs outnumber cores (or the host
                 // descheduled a vCPU) the CPU we wait for may need this very core to make progress.
-                if (spins < 4096 || (spins & 63) != 0) Thread.SpinWait(1);
+                if (spins < 256 || (spins & 15) != 0) Spin.Pause();
                 else Thread.Yield();
                 if ((spins & 255) == 0) target.CheckWait(start, ref warned, Id, reason, detail, what, condition.Lag);
             }

@@ -304,7 +304,8 @@ public sealed partial class Cpu
         PaddedLong[] mask = _ipiMask;
         for (int w = 0; w < mask.Length; w++)
             if (Volatile.Read(ref mask[w].Value) != 0) return true;
-        return _tasks.Count != 0 || HasSoftInterruptWork() || HasCpuSyncWork() || _stopRequested;
+        // A held CPU (cpusync) runs no tasks or soft interrupts: pending ones must not keep it from idling.
+        return ((_tasks.Count != 0 || HasSoftInterruptWork()) && !IsInterlocked()) || HasCpuSyncWork() || _stopRequested;
     }
 
     /// <summary>
@@ -327,7 +328,7 @@ public sealed partial class Cpu
                     return;
                 }
                 if (!options.PollMode && (i & 63) == 0 && Stopwatch.GetTimestamp() >= until) break;
-                Thread.SpinWait(1);
+                Spin.Pause();
             }
         }
         Volatile.Write(ref _state.Value, StateParked);

@@ -33,6 +33,22 @@ internal static class TestUtil
         return await task;
     }
 
+    /// <summary>
+    /// Blocks <paramref name="cpu"/> inside an IPI function until <paramref name="release"/> is set, and returns once it
+    /// is blocked: messages sent to it after this call queue up behind the blocked function, whatever the timing.
+    /// </summary>
+    public static void Block(Cpu cpu, ManualResetEventSlim release)
+    {
+        using var blocked = new ManualResetEventSlim();
+        cpu.Send(static (o, _) =>
+        {
+            var (b, r) = ((ManualResetEventSlim, ManualResetEventSlim))o!;
+            b.Set();
+            r.Wait();
+        }, (blocked, release));
+        blocked.WaitOrFail($"CPU {cpu.Id} to block");
+    }
+
     /// <summary>Blocks (off-CPU) until the event is set, with the hang detector.</summary>
     public static void WaitOrFail(this ManualResetEventSlim e, string what)
     {

@@ -126,8 +126,8 @@ public sealed class SendTests
     {
         await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
         using var gate = new ManualResetEventSlim();
-        // Block CPU 1 so nothing drains its ring.
-        runtime[1].Post(() => gate.Wait());
+        // CPU 1 is stuck in a function until the test lets it go: what follows queues behind it, whatever the timing.
+        TestUtil.Block(runtime[1], gate);
         (int accepted, long failed) = await runtime[0].InvokeAsync(() =>
         {
             int ok = 0;

@@ -72,8 +72,8 @@ public sealed class WaitForTests
         var warnings = new List<string>();
         runtime.Warning += (_, e) => { lock (warnings) warnings.Add(e.Message); };
         using var gate = new ManualResetEventSlim();
-        // CPU 1 is stuck until the test lets it go: the wait cannot succeed, whatever the timing.
-        runtime[1].Post(() => gate.Wait());
+        // CPU 1 is stuck in a function until the test lets it go: what follows queues behind it, whatever the timing.
+        TestUtil.Block(runtime[1], gate);
         Exception? error = await runtime[0].InvokeAsync(() =>
         {
             long seq = runtime[1].Send(static (_, _) => { });
