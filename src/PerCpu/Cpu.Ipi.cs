@@ -134,6 +134,7 @@ public sealed partial class Cpu
             if (kind == SendKind.Passive) Counters.Passive++;
             _selfSeq++;
             Invoke(func, arg1, arg2, Id);
+            Trace?.Record(TraceEvent.SendEnd, Id, Id, func, arg2);
             return _selfSeq;
         }
 
@@ -379,6 +380,8 @@ public sealed partial class Cpu
         try
         {
             Diagnostics.CpuCounters external = shared.External;
+            // Like the seed's ipiq_count (and the CPU path): every call counts, refused ones included.
+            Interlocked.Increment(ref external.Sent);
             long ticket = Inbox.TryEnqueue(func, arg1, arg2);
             if (ticket == 0)
             {
@@ -397,7 +400,6 @@ public sealed partial class Cpu
                             "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
                 }
             }
-            Interlocked.Increment(ref external.Sent);
             // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
             RaiseIpiBit(_externalBit);
             if (kind == SendKind.Passive) Interlocked.Increment(ref external.Passive);
@@ -417,7 +419,7 @@ public sealed partial class Cpu
         long n = Inbox.EnqueuedCount + Volatile.Read(ref _localTasksPosted) + Volatile.Read(ref _remoteTasksPosted) + Volatile.Read(ref AsyncStarted);
         foreach (IpiRing? ring in _outgoing)
             if (ring != null) n += Volatile.Read(ref ring.P.WLocal);
-        return n + AcceptedSoftInterruptWork();
+        return n + AcceptedSoftInterruptWork() + AcceptedCpuSyncWork();
     }
 
     /// <summary>The other half of <see cref="AcceptedWork"/>: what has finished (rings are counted on their source side).</summary>
@@ -426,6 +428,6 @@ public sealed partial class Cpu
         long n = Inbox.Executed + Volatile.Read(ref _tasksRun) + Volatile.Read(ref AsyncFinished);
         foreach (IpiRing? ring in _outgoing)
             if (ring != null) n += Volatile.Read(ref ring.X.XIndex);
-        return n + FinishedSoftInterruptWork();
+        return n + FinishedSoftInterruptWork() + FinishedCpuSyncWork();
     }
 }

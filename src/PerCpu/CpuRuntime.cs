@@ -67,6 +67,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         for (int i = 0; i < _cpus.Length; i++) rows[i] = _cpus[i].OutgoingRings;
         _shared.Outgoing = rows;
         AllCpus = CpuMask.All(_cpus.Length);
+        InitializeDiagnostics(); // CpuRuntime.Diagnostics.cs: the meter, the event source
     }
 
     /// <summary>Starts a runtime: creates the CPUs and their threads and returns once every thread runs (and is pinned, where possible).</summary>
@@ -227,6 +228,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         for (int i = 0; i < _cpus.Length; i++) baselines[i] = _cpus[i].Counters.Snapshot();
         baselines[_cpus.Length] = _shared.External.Snapshot();
         Volatile.Write(ref _shared.Baselines, baselines);
+        ResetSoftInterruptStatistics(); // CpuRuntime.SoftInterrupts.cs
     }
 
     /// <summary>True once <see cref="DisposeAsync"/> has begun.</summary>
@@ -278,6 +280,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         }
         _shared.Stopped = true;
         foreach (Cpu cpu in _cpus) cpu.MoveRemoteTasksToThreadPool();
+        ShutdownDiagnostics(); // CpuRuntime.Diagnostics.cs
     }
 
     /// <summary>

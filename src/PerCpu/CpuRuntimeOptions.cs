@@ -50,6 +50,18 @@ public sealed class CpuRuntimeOptions
     /// <summary>Name prefix of the CPU threads, as shown by debuggers and <c>top -H</c>. Defaults to <c>"percpu"</c>.</summary>
     public string ThreadName { get; set; } = "percpu";
 
+    /// <summary>
+    /// Most soft interrupts established at once (<see cref="CpuRuntime.Establish(SoftLevel, Action{object?}, object?)"/>);
+    /// each CPU keeps a small record per slot. Between 1 and 65536. Defaults to 256.
+    /// </summary>
+    public int MaxSoftInterrupts { get; set; } = 256;
+
+    /// <summary>
+    /// Measure the time spent in soft interrupt handlers per CPU and level (<see cref="SoftInterruptStatistics.Time"/>;
+    /// the seed's <c>softint_timing</c>): two timestamps per handler run. Defaults to <see langword="false"/>.
+    /// </summary>
+    public bool SoftInterruptTiming { get; set; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> with a message that says how to fix the first bad setting.</summary>
     internal CpuRuntimeOptions Validate()
     {
@@ -64,6 +76,8 @@ public sealed class CpuRuntimeOptions
         CheckSpan(WaitWarning, nameof(WaitWarning), allowZero: false);
         CheckSpan(WaitTimeout, nameof(WaitTimeout), allowZero: false);
         ArgumentNullException.ThrowIfNull(ThreadName);
+        if (MaxSoftInterrupts < 1 || MaxSoftInterrupts > 65536)
+            throw new ArgumentOutOfRangeException(nameof(MaxSoftInterrupts), MaxSoftInterrupts, "MaxSoftInterrupts must be between 1 and 65536 (it defaults to 256).");
         return (CpuRuntimeOptions)MemberwiseClone();
     }
 

@@ -8,19 +8,12 @@ public sealed class AllocationTests
         public long Value;
     }
 
-    /// <summary>A loaded machine may stall a CPU for over a second: the wait warning (a log string) must not count as steady-state allocation.</summary>
-    private static void Quiet(CpuRuntimeOptions o)
-    {
-        o.WaitWarning = TimeSpan.FromMinutes(5);
-        o.WaitTimeout = TimeSpan.FromMinutes(10);
-    }
-
     private static readonly Action<object?, long> s_increment = static (o, _) => ((Counter)o!).Value++;
 
     [Fact]
     public async Task SteadyStateSend_FromCpu_AllocatesNothing()
     {
-        await using var runtime = TestUtil.Start(2, Quiet);
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
         var counter = new Counter();
         long allocated = await runtime[0].InvokeAsync(() =>
         {
@@ -40,7 +33,7 @@ public sealed class AllocationTests
     [Fact]
     public async Task SteadyStateSend_FromOutsideThread_AllocatesNothing()
     {
-        await using var runtime = TestUtil.Start(2, Quiet);
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
         var counter = new Counter();
         long allocated = await Task.Factory.StartNew(() =>
         {
@@ -62,7 +55,7 @@ public sealed class AllocationTests
     [Fact]
     public async Task SteadyStateInvokeAsync_CpuToCpu_AllocatesNothing()
     {
-        await using var runtime = TestUtil.Start(2, Quiet);
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
         var counter = new Counter();
         Func<long> bump = () => ++counter.Value;
         Func<long> threadBytes = static () => GC.GetAllocatedBytesForCurrentThread();
@@ -89,7 +82,7 @@ public sealed class AllocationTests
     [Fact]
     public async Task SteadyStateInvokeAsync_FromOutsideThread_AllocatesNothing()
     {
-        await using var runtime = TestUtil.Start(2, Quiet);
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
         var counter = new Counter();
         Func<long> bump = () => ++counter.Value;
         long allocated = await Task.Factory.StartNew(() =>
