@@ -32,7 +32,9 @@
 #define LINE 128        // two 64-byte lines: keeps the adjacent-line prefetcher from coupling fields
 #define RING 1024       // entries per ring (24 KiB)
 #define BATCH 64        // entries the batched producer writes before it publishes its index
-#define PROBE_N 20000   // round trips per placement probe (~1.5 ms)
+#define PROBE_N 20000   // round trips per placement probe (~4 ms here)
+#define PROBE_MAX_S 0.05  // a probe stops after this long: on an overloaded machine the two pinned threads are
+                          // rarely on-CPU together, a full probe could take minutes, and it would be rejected anyway
 
 static double now_s(void) {
     struct timespec ts;
@@ -195,6 +197,8 @@ typedef struct {
     _Atomic int ready;    // the receiver is spinning; the sender may start the clock
     _Atomic int stop;
     double t0, t1;        // set by the timing side
+    double deadline;      // line: stop after this time (0 = never)
+    long done;            // line: round trips completed
     long waits, slept;    // futex: waits, and waits that really slept
 } ctx_t;
 
@@ -271,23 +275,44 @@ static void pp_ponger(void* p) {
 
 // ------------------------------------------------------------------ one cache line (also the probe)
 static _Alignas(LINE) _Atomic uint64_t g_word;
+// Set by the pinger when it is done (early, at a probe deadline, or not). A flag of its own, not a value of g_word:
+// a ponger in the middle of its reply would overwrite such a value and then wait forever.
+static _Alignas(LINE) _Atomic int g_line_stop;
 
 static void line_pinger(void* p) {
     ctx_t* x = p;
-    wait_ready(x);
+    int late = 0;
+    for (unsigned spins = 1; !atomic_load_explicit(&x->ready, memory_order_acquire); spins++) {
+        _mm_pause();   // the ponger may not even get a turn on its core when the machine is overloaded
+        if ((spins & 1023) == 0 && x->deadline > 0 && now_s() > x->deadline) { late = 1; break; }
+    }
     x->t0 = now_s();
-    for (uint64_t i = 0; i < (uint64_t)x->n; i++) {
+    uint64_t i = 0;
+    while (i < (uint64_t)x->n && !late) {
         atomic_store_explicit(&g_word, 2 * i + 1, memory_order_release);
-        while (atomic_load_explicit(&g_word, memory_order_acquire) != 2 * i + 2) _mm_pause();
+        // With a deadline (the probe), look at the clock every 1024 pauses of a wait and every 16 round trips:
+        // often enough to stop within about a millisecond, rarely enough not to change the figure.
+        for (unsigned spins = 1; atomic_load_explicit(&g_word, memory_order_acquire) != 2 * i + 2; spins++) {
+            _mm_pause();
+            if ((spins & 1023) == 0 && x->deadline > 0 && now_s() > x->deadline) { late = 1; break; }
+        }
+        if (late) break;   // the round trip in flight is not counted
+        i++;
+        if ((i & 15) == 0 && x->deadline > 0 && now_s() > x->deadline) late = 1;
     }
     x->t1 = now_s();
+    x->done = (long)i;
+    atomic_store_explicit(&g_line_stop, 1, memory_order_release);
 }
 
 static void line_ponger(void* p) {
     ctx_t* x = p;
     atomic_store_explicit(&x->ready, 1, memory_order_release);
     for (uint64_t i = 0; i < (uint64_t)x->n; i++) {
-        while (atomic_load_explicit(&g_word, memory_order_acquire) != 2 * i + 1) _mm_pause();
+        for (unsigned spins = 1; atomic_load_explicit(&g_word, memory_order_acquire) != 2 * i + 1; spins++) {
+            _mm_pause();   // the stop flag is read rarely, so the bounce stays a one-line bounce
+            if ((spins & 1023) == 0 && atomic_load_explicit(&g_line_stop, memory_order_acquire)) return;
+        }
         atomic_store_explicit(&g_word, 2 * i + 2, memory_order_release);
     }
 }
@@ -339,11 +364,15 @@ static void futex_ponger(void* p) {
 }
 
 // ------------------------------------------------------------------ main
-static double line_round_trip_ns(long n) {
+// ns per round trip over the round trips completed before max_s (0 = no limit) ran out; 1e12 (1000 s) when
+// not one completed, a reading no placement gate accepts.
+static double line_round_trip_ns(long n, double max_s) {
     ctx_t x = { .n = n };
     atomic_store(&g_word, 0);
+    atomic_store(&g_line_stop, 0);
+    if (max_s > 0) x.deadline = now_s() + max_s;
     run_pair(line_pinger, line_ponger, &x);
-    return (x.t1 - x.t0) * 1e9 / n;
+    return x.done > 0 ? (x.t1 - x.t0) * 1e9 / x.done : 1e12;
 }
 
 int main(int argc, char** argv) {
@@ -354,9 +383,12 @@ int main(int argc, char** argv) {
     if (strcmp(mode, "probe") == 0) {   // one line per probe: ns per round trip of one cache line
         int k = argc > 2 ? atoi(argv[2]) : 1;
         int ms = argc > 3 ? atoi(argv[3]) : 0;
+        // Warm-up: the first bounce of a fresh process pays page faults and thread start-up (seen as ~100x the
+        // steady figure), which would read as a placement change.
+        line_round_trip_ns(PROBE_N / 10, PROBE_MAX_S);
         for (int i = 0; i < k; i++) {
             if (i > 0 && ms > 0) usleep(ms * 1000);
-            printf("%.1f\n", line_round_trip_ns(PROBE_N));
+            printf("%.1f\n", line_round_trip_ns(PROBE_N, PROBE_MAX_S));
         }
         return 0;
     }
@@ -384,7 +416,7 @@ int main(int argc, char** argv) {
         verify(c, n, "pingpong");
         snprintf(note, sizeof note, "two rings, busy poll");
     } else if (strcmp(mode, "line") == 0) {
-        double ns = line_round_trip_ns(n);
+        double ns = line_round_trip_ns(n, 0);
         printf("OK\t%.9f\t%ld\tone shared word\n", ns * n * 1e-9, n);
         return 0;
     } else if (strcmp(mode, "futex") == 0) {

@@ -163,12 +163,25 @@ public sealed partial class Cpu
         if (kind == SendKind.Passive) Counters.Passive++;
         else ring.P.Unwoken++;
         if (!ring.P.Listed) ListForFlush(ring);
-        // Batched publication: while the target is busy it will look again at the end of its pass anyway, so publish
-        // at the end of ours (or every FlushBatch messages); when it is idle, publish (and wake it) now.
-        if (!target.IsBusy || seq - ring.W.Value >= IpiRing.FlushBatch) Flush(ring, target);
+        // Batched publication: publish at the end of this pass, or every FlushBatch messages. For latency, a ring whose
+        // target is idle is also published at once, but only once per pass (flush epoch): a stream of sends to a
+        // consumer that keeps up must not turn into a locked publish per message, nor read the target's state line
+        // (which it writes as it goes idle and busy) on every send.
+        if (seq - ring.W.Value >= IpiRing.FlushBatch)
+        {
+            Flush(ring, target);
+        }
+        else if (ring.P.EagerEpoch != _flushEpoch && !target.IsBusy)
+        {
+            ring.P.EagerEpoch = _flushEpoch;
+            Flush(ring, target);
+        }
         Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
         return seq;
     }
+
+    /// <summary>Counts FlushAll calls (owner only): each pass may publish a ring early once, see SendFromCpu.</summary>
+    private long _flushEpoch = 1;
 
     private IpiRing CreateRing(int target)
     {
@@ -209,6 +222,7 @@ public sealed partial class Cpu
     /// <summary>Publishes every ring with unpublished entries: end of pass, before parking, before any wait.</summary>
     internal void FlushAll()
     {
+        _flushEpoch++;
         IpiRing[] list = _flushList;
         Cpu[] cpus = _shared.Cpus;
         for (int i = 0; i < _flushCount; i++)

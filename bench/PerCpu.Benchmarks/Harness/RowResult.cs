@@ -44,5 +44,8 @@ public sealed class RowResult
     /// <summary>Extra remarks from the runs (e.g. how many futex waits slept).</summary>
     public string? Note { get; init; }
 
+    /// <summary>Why the row stopped before it had tried all its runs (its time budget), or null.</summary>
+    public string? StoppedEarly { get; init; }
+
     public bool Ok => Error is null;
 }

@@ -1,15 +1,21 @@
+using System.Diagnostics;
+
 namespace PerCpu.Benchmarks.Harness;
 
 /// <summary>
 /// Measures one row. Full mode: calibrate the count so that a run takes about <c>RunSeconds</c> (the calibration
-/// runs are the warm-up), then up to 12 runs to keep 5 whose placement probes agree with the reference. Quick mode:
-/// one run with the row's tiny count, no probes. A row that throws fails alone; the suite goes on.
+/// runs are the warm-up), then up to 12 runs to keep 5 whose placement probes agree with the reference, within a time
+/// budget per row (on a loaded machine a run can take 100 times its calibrated length). Quick mode: one run with the
+/// row's tiny count, no probes. A row that throws fails alone; the suite goes on.
 /// </summary>
 public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds)
 {
     public const int MaxAttempts = 12;
     private const int MinKept = 3;
     private const double CalibrationFloorSeconds = 0.05;
+
+    /// <summary>No new run starts after this long on one row (calibration included).</summary>
+    private double BudgetSeconds => Math.Max(30, runSeconds * 60);
 
     public RowResult Measure(BenchRow row)
     {
@@ -27,12 +33,11 @@ public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds
         }
     }
 
+    /// <summary>The root cause: the harness wraps exceptions from benchmark threads and CPUs, keeping the original inside.</summary>
     private static string Describe(Exception e)
     {
-        Exception inner = e;
-        while (inner.InnerException is not null && inner is InvalidOperationException { Message: var m } && m.StartsWith("benchmark thread failed", StringComparison.Ordinal))
-            inner = inner.InnerException;
-        return $"{inner.GetType().Name}: {inner.Message}";
+        Exception root = e.GetBaseException();
+        return $"{root.GetType().Name}: {root.Message}";
     }
 
     private RowResult MeasureQuick(BenchRow row)
@@ -55,6 +60,7 @@ public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds
     private RowResult MeasureFull(BenchRow row)
     {
         bool gated = row.Gated && gate is not null;
+        long started = Stopwatch.GetTimestamp();
         long n = row.FixedCount ?? Calibrate(row);
         if (row.FixedCount is not null) row.Run(Math.Min(n, row.QuickCount));   // warm-up (JIT) at a small size
 
@@ -66,8 +72,14 @@ public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds
         int tried = 0;
         MachineLoad load0 = MachineLoad.Snapshot();
         ProcessUsage.Reading use0 = ProcessUsage.SelfAndChildren();
+        bool outOfTime = false;
         while (kept.Count < row.Runs && tried < (gated ? MaxAttempts : row.Runs))
         {
+            if (tried > 0 && Stopwatch.GetElapsedTime(started).TotalSeconds > BudgetSeconds)
+            {
+                outOfTime = true;
+                break;
+            }
             tried++;
             double before = gated ? gate!.WaitForPlacement() : double.NaN;
             RunSample s = row.Run(n);
@@ -94,22 +106,31 @@ public sealed class RowRunner(PlacementGate? gate, bool quick, double runSeconds
             RunsKept = kept.Count, RunsTried = tried, PlacementOff = placementOff, ProbeNs = probes.Count > 0 ? Stats.Median(probes) : 0,
             BytesPerOp = (double)bytes / ops, SleepsPerOp = (double)use.Sleeps / ops, OthersPercent = others, StealPercent = steal,
             Count = n, Note = note,
+            StoppedEarly = outOfTime ? $"stopped after the {BudgetSeconds:0} s budget of the row" : null,
         };
     }
 
     /// <summary>
     /// Grows the count fourfold until a run takes 50 ms, then scales it to the target, runs once more at that size
-    /// (the second warm-up: by now the code is tiered up) and rescales. Counts stay within the row's bounds.
+    /// (the second warm-up: by now the code is tiered up) and rescales. Counts stay within the row's bounds. Scaled by
+    /// wall time, not the timed section: a row may spend most of a run untimed (the parked rows' quiet gaps).
     /// </summary>
     private long Calibrate(BenchRow row)
     {
         long n = row.QuickCount;
         double s;
-        while ((s = row.Run(n).Seconds) < CalibrationFloorSeconds && n < row.MaxCount)
+        while ((s = WallSeconds(row, n)) < CalibrationFloorSeconds && n < row.MaxCount)
             n = Math.Min(n * 4, row.MaxCount);
         n = Scale(row, n, s);
-        s = row.Run(n).Seconds;
+        s = WallSeconds(row, n);
         return Scale(row, n, s);
+    }
+
+    private static double WallSeconds(BenchRow row, long n)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        row.Run(n);
+        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
     private long Scale(BenchRow row, long n, double seconds) =>

@@ -25,35 +25,35 @@ internal static class NativeRows
         yield return new BenchRow
         {
             Key = Ring, Name = "C ring, publish per message", Kind = RowKind.Throughput, Group = RowGroup.Native,
-            CompareWith = Ring, QuickCount = 100_000, MaxCount = 400_000_000,
+            CompareWith = Ring, QuickCount = 20_000, MaxCount = 400_000_000,
             What = "SPSC ring 1024 x 24 B {fn, arg, long}; release-store of the write index per message; cached opposite index",
             Run = n => Run("ring", n),
         };
         yield return new BenchRow
         {
             Key = Batched, Name = "C ring, batched + drain-and-clear (limit)", Kind = RowKind.Throughput, Group = RowGroup.Native,
-            CompareWith = Ring, QuickCount = 100_000, MaxCount = 1_000_000_000,
+            CompareWith = Ring, QuickCount = 20_000, MaxCount = 1_000_000_000,
             What = "same ring; producer publishes every 64 entries; consumer drains all published entries, clears each slot, publishes once",
             Run = n => Run("batched", n),
         };
         yield return new BenchRow
         {
             Key = PingPong, Name = "C ring ping-pong, busy poll", Kind = RowKind.RoundTrip, Group = RowGroup.Native,
-            CompareWith = PingPong, QuickCount = 2_000, MaxCount = 20_000_000,
+            CompareWith = PingPong, QuickCount = 500, MaxCount = 20_000_000,
             What = "one request through one ring, the remote function pushes the reply through a second ring; both sides spin",
             Run = n => Run("pingpong", n),
         };
         yield return new BenchRow
         {
             Key = Line, Name = "C one-cache-line ping-pong (floor)", Kind = RowKind.RoundTrip, Group = RowGroup.Native,
-            CompareWith = PingPong, QuickCount = 2_000, MaxCount = 50_000_000,
+            CompareWith = PingPong, QuickCount = 500, MaxCount = 50_000_000,
             What = "no queue: both threads take turns writing one shared word; no cross-CPU round trip can be faster",
             Run = n => Run("line", n),
         };
         yield return new BenchRow
         {
             Key = Futex, Name = "C futex ping-pong, parked receivers", Kind = RowKind.RoundTrip, Group = RowGroup.Native,
-            CompareWith = Futex, QuickCount = 200, MaxCount = 1_000_000,
+            CompareWith = Futex, QuickCount = 100, MaxCount = 1_000_000,
             What = "each side parks in futex_wait at once (no spinning) and is woken by futex_wake: two wake-ups per round trip",
             Run = n => Run("futex", n),
         };

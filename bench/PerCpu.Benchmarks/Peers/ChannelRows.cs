@@ -17,21 +17,21 @@ internal static class ChannelRows
         yield return new BenchRow
         {
             Key = "net.channel.unbounded", Name = "Channel unbounded SR/SW, async reader", Kind = RowKind.Throughput, Group = RowGroup.Peer,
-            CompareWith = "c.ring", QuickCount = 50_000, MaxCount = 100_000_000,
+            CompareWith = "c.ring", QuickCount = 20_000, MaxCount = 100_000_000,
             What = "Channel.CreateUnbounded(SingleReader, SingleWriter); producer TryWrite; consumer await WaitToReadAsync + TryRead drain",
             Run = Unbounded,
         };
         yield return new BenchRow
         {
             Key = "net.channel.bounded", Name = "Channel bounded(1024) SR/SW, async", Kind = RowKind.Throughput, Group = RowGroup.Peer,
-            CompareWith = "c.ring", QuickCount = 50_000, MaxCount = 100_000_000,
+            CompareWith = "c.ring", QuickCount = 20_000, MaxCount = 100_000_000,
             What = "Channel.CreateBounded(1024, Wait); producer await WriteAsync; consumer await WaitToReadAsync + TryRead drain",
             Run = Bounded,
         };
         yield return new BenchRow
         {
             Key = "net.channel.pingpong", Name = "Channel ping-pong, async both ends", Kind = RowKind.RoundTrip, Group = RowGroup.Peer,
-            CompareWith = "c.pingpong", QuickCount = 1_000, MaxCount = 10_000_000,
+            CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 10_000_000,
             What = "two unbounded SR/SW channels; both ends await WaitToReadAsync (continuations on the thread pool)",
             Run = PingPong,
         };

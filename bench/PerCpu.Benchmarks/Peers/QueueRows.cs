@@ -13,7 +13,7 @@ internal static class QueueRows
         yield return new BenchRow
         {
             Key = "net.cq", Name = "ConcurrentQueue, spinning TryDequeue", Kind = RowKind.Throughput, Group = RowGroup.Peer,
-            CompareWith = "c.ring", QuickCount = 50_000, MaxCount = 100_000_000,
+            CompareWith = "c.ring", QuickCount = 20_000, MaxCount = 100_000_000,
             What = "producer Enqueue; consumer spins on TryDequeue with PAUSE (unbounded: the producer may run far ahead)",
             Run = ConcurrentQueueSpin,
         };

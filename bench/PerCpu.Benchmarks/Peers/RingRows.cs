@@ -23,21 +23,21 @@ internal static class RingRows
         yield return new BenchRow
         {
             Key = "cs.ring", Name = "C# ring, publish per message (pinned)", Kind = RowKind.Throughput, Group = RowGroup.CSharpRing,
-            CompareWith = "c.ring", QuickCount = 100_000,
+            CompareWith = "c.ring", QuickCount = 20_000,
             What = "the C ring in C#: Msg[] of structs, Volatile.Read/Write, cached opposite index, padded indices; CPU0 -> CPU1",
             Run = PerMessage,
         };
         yield return new BenchRow
         {
             Key = "cs.batched", Name = "C# ring, batched + drain-and-clear (pinned)", Kind = RowKind.Throughput, Group = RowGroup.CSharpRing,
-            CompareWith = "c.ring", QuickCount = 100_000,
+            CompareWith = "c.ring", QuickCount = 20_000,
             What = "publish every 64 entries; consumer drains all published, clears slots, publishes once; long-lived (gen2) ring",
             Run = BatchedRun,
         };
         yield return new BenchRow
         {
             Key = "cs.pingpong", Name = "C# ring ping-pong, busy poll (pinned)", Kind = RowKind.RoundTrip, Group = RowGroup.CSharpRing,
-            CompareWith = "c.pingpong", QuickCount = 2_000, MaxCount = 20_000_000,
+            CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 20_000_000,
             What = "two C# rings; the remote function pushes the reply; both sides spin",
             Run = PingPong,
         };

@@ -18,14 +18,14 @@ internal static class WaitRows
         yield return new BenchRow
         {
             Key = "net.semaphore", Name = "SemaphoreSlim ping-pong", Kind = RowKind.RoundTrip, Group = RowGroup.Peer,
-            CompareWith = "c.pingpong", QuickCount = 1_000, MaxCount = 10_000_000,
+            CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 10_000_000,
             What = "two dedicated threads; Release / Wait (Wait spins briefly, then parks)",
             Run = Semaphore,
         };
         yield return new BenchRow
         {
             Key = ThreadPoolTcs, Name = "ThreadPool item + TCS, awaited", Kind = RowKind.RoundTrip, Group = RowGroup.Peer,
-            CompareWith = "c.pingpong", QuickCount = 1_000, MaxCount = 10_000_000,
+            CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 10_000_000,
             What = "async caller: new TaskCompletionSource, UnsafeQueueUserWorkItem(item, preferLocal: false), await tcs.Task; the item runs the function and SetResult",
             Run = ThreadPoolAwaited,
         };

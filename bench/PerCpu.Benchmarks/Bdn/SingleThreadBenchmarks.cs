@@ -1,0 +1,132 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+using BenchmarkDotNet.Attributes;
+using PerCpu.Benchmarks.Harness;
+
+namespace PerCpu.Benchmarks.Bdn;
+
+/// <summary>
+/// Single-thread costs on one CPU, with BenchmarkDotNet and its MemoryDiagnoser. BenchmarkDotNet calls from its own
+/// thread, which is not a CPU, so each invocation hands a loop of <see cref="Ops"/> operations to the CPU and spins
+/// until it is done (a spin, not a blocking wait: a wake-up would cost more than thousands of operations). The
+/// hand-off is amortised over the loop: OperationsPerInvoke reports per operation.
+/// </summary>
+[MemoryDiagnoser]
+public class SingleThreadBenchmarks
+{
+    public const int Ops = 16_384;
+
+    private CpuRuntime _runtime = null!;
+    private Cpu _cpu = null!;
+    private readonly SeqCounter _counter = new();
+    private long _sent;
+    private int _done;
+    private Action _sendLoop = null!, _postLoop = null!, _postItem = null!;
+    private InvokeSelfLoop _invokeLoop = null!;
+    private int _posted;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _runtime = CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1 });
+        _cpu = _runtime[0];
+        _sendLoop = SendLoop;
+        _postLoop = PostLoop;
+        _postItem = PostItem;
+        _invokeLoop = new InvokeSelfLoop(_cpu, () => _done = 1);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _runtime.Dispose();
+
+    /// <summary>Send to the current CPU: the function is called at once (no ring).</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void SendToSelf() => RunOnCpu(_sendLoop);
+
+    /// <summary>Post to the current CPU and its dispatch: queued as a task, run by the next dispatch pass.</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void PostAndDispatchOnSelf() => RunOnCpu(_postLoop);
+
+    /// <summary>InvokeAsync on the current CPU, awaited (continuation back on the CPU), one call after another.</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void InvokeAsyncOnSelf() => RunOnCpu(_invokeLoop.Start);
+
+    // PLACEHOLDER (soft interrupts, DESIGN §5): "Schedule + dispatch" of a soft interrupt on the current CPU goes
+    // here when soft interrupts land. Not written now: there is no real mechanism to measure yet.
+
+    private void RunOnCpu(Action loop)
+    {
+        Volatile.Write(ref _done, 0);
+        _cpu.Post(loop);
+        while (Volatile.Read(ref _done) == 0) X86Base.Pause();
+    }
+
+    private void SendLoop()
+    {
+        Action<object?, long> fn = SeqCounter.Deliver;
+        long start = _sent;
+        for (long i = 0; i < Ops; i++) _cpu.Send(fn, _counter, start + i);
+        _sent = start + Ops;
+        Volatile.Write(ref _done, 1);
+    }
+
+    private void PostLoop()
+    {
+        _posted = 0;
+        for (int i = 0; i < Ops; i++) _cpu.Post(_postItem);   // run by later dispatch passes, after this returns
+    }
+
+    private void PostItem()
+    {
+        if (++_posted == Ops) Volatile.Write(ref _done, 1);
+    }
+
+    /// <summary>
+    /// Awaits InvokeAsync on its own CPU <see cref="Ops"/> times without an async method (whose state machine box
+    /// would be allocated per invocation and blur the per-call figure): a cached continuation resumes the loop.
+    /// </summary>
+    private sealed class InvokeSelfLoop
+    {
+        private static readonly Func<int> s_func = static () => 1;
+        private readonly Cpu _cpu;
+        private readonly Action _finished;
+        private readonly Action _resume;
+        private ValueTaskAwaiter<int> _awaiter;
+        private int _remaining;
+
+        public InvokeSelfLoop(Cpu cpu, Action finished)
+        {
+            _cpu = cpu;
+            _finished = finished;
+            _resume = Resume;
+        }
+
+        public void Start()
+        {
+            _remaining = Ops;
+            Step();
+        }
+
+        private void Resume()
+        {
+            _awaiter.GetResult();
+            Step();
+        }
+
+        private void Step()
+        {
+            while (_remaining-- > 0)
+            {
+                ValueTaskAwaiter<int> awaiter = _cpu.InvokeAsync(s_func).GetAwaiter();
+                if (!awaiter.IsCompleted)
+                {
+                    _awaiter = awaiter;
+                    awaiter.UnsafeOnCompleted(_resume);   // resumes on this CPU (its SynchronizationContext)
+                    return;
+                }
+                awaiter.GetResult();
+            }
+            _finished();
+        }
+    }
+}
