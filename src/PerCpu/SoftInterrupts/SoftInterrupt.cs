@@ -91,7 +91,7 @@ public sealed partial class SoftInterrupt : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
-    /// Schedules the handler on <paramref name="cpu"/>, from any thread (the seed's TODO, "a cheap way to direct software
+    /// Schedules the handler on <paramref name="cpu"/>, from any thread (the seed's to-do note, "a cheap way to direct software
     /// interrupts to remote CPUs"; NetBSD later added <c>softint_schedule_cpu</c>). On the calling CPU itself this is
     /// <see cref="Schedule"/>. Otherwise it sends one IPI, which does not wake <paramref name="cpu"/> if it is awake; while
     /// such a request is still on its way, further calls send nothing. Either way the handler starts on
