@@ -15,11 +15,16 @@ public sealed class PlacementGate
 
     private readonly IPlacementProbe _probe;
 
+    /// <summary>Probes report this (or more) when not one round trip completed within their time cap.</summary>
+    public const double NoReading = 1e11;
+
     private PlacementGate(IPlacementProbe probe, IReadOnlyList<double> referenceProbes)
     {
         _probe = probe;
         ReferenceProbes = referenceProbes;
-        ReferenceNs = Stats.Median(referenceProbes);
+        // Probes that got no round trip done say nothing about placement: the reference is the median of the others.
+        var readings = referenceProbes.Where(p => p < NoReading).ToList();
+        ReferenceNs = Stats.Median(readings.Count > 0 ? readings : referenceProbes);
     }
 
     public string ProbeDescription => _probe.Description;

@@ -24,10 +24,10 @@ public static class TableReport
         {
             double lo = report.ReferenceProbeNs * (1 - PlacementGate.Tolerance), hi = report.ReferenceProbeNs * (1 + PlacementGate.Tolerance);
             w.WriteLine($"  placement: {report.ProbeDescription}");
-            w.WriteLine($"    reference {report.ReferenceProbeNs:0} ns = median of {report.ReferenceProbes.Count} probes [{string.Join(' ', report.ReferenceProbes.Select(p => p.ToString("0", inv)))}]" +
+            w.WriteLine($"    reference {report.ReferenceProbeNs:0} ns = median of {report.ReferenceProbes.Count} probes [{string.Join(' ', report.ReferenceProbes.Select(Probe))}]" +
                         (report.Quick ? "" : $"; a run is kept when the probes before and after it are within {lo:0}..{hi:0} ns"));
             if (report.EndProbes.Count > 0)
-                w.WriteLine($"    probes after the last row: [{string.Join(' ', report.EndProbes.Select(p => p.ToString("0", inv)))}]" +
+                w.WriteLine($"    probes after the last row: [{string.Join(' ', report.EndProbes.Select(Probe))}]" +
                             (report.PlacementWaitSeconds >= 0.05 ? $"; waited {report.PlacementWaitSeconds:0.0} s in all for the placement to come back" : ""));
         }
         else
@@ -105,6 +105,9 @@ public static class TableReport
             w.WriteLine($"     {count}; {r.SleepsPerOp:0.00} sleeps/op; others {r.OthersPercent:0.0}% steal {r.StealPercent:0.0}%{early}{all}{(string.IsNullOrEmpty(r.Note) ? "" : "; " + r.Note)}");
         }
     }
+
+    /// <summary>A probe reading in ns, or "none" when the probe completed no round trip (overloaded machine).</summary>
+    private static string Probe(double ns) => ns >= PlacementGate.NoReading ? "none" : ns.ToString("0", CultureInfo.InvariantCulture);
 
     private static int IndexOf(SuiteReport report, RowResult r)
     {
