@@ -163,17 +163,16 @@ public sealed partial class Cpu
         if (kind == SendKind.Passive) Counters.Passive++;
         else ring.P.Unwoken++;
         if (!ring.P.Listed) ListForFlush(ring);
-        // Batched publication: publish at the end of this pass, or every FlushBatch messages. For latency, a ring whose
-        // target is idle is also published at once, but only once per pass (flush epoch): a stream of sends to a
-        // consumer that keeps up must not turn into a locked publish per message, nor read the target's state line
-        // (which it writes as it goes idle and busy) on every send.
-        if (seq - ring.W.Value >= IpiRing.FlushBatch)
-        {
-            Flush(ring, target);
-        }
-        else if (ring.P.EagerEpoch != _flushEpoch && !target.IsBusy)
+        // Batched publication: publish at the end of this pass, or every FlushBatch messages. For latency, the first
+        // message of a pass to a ring is also published at once (flush epoch): a reply, or the first of a burst, does
+        // not wait for the end of a long function, and a stream of sends still costs one publication per batch.
+        if (ring.P.EagerEpoch != _flushEpoch)
         {
             ring.P.EagerEpoch = _flushEpoch;
+            Flush(ring, target);
+        }
+        else if (seq - ring.W.Value >= IpiRing.FlushBatch)
+        {
             Flush(ring, target);
         }
         Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
@@ -202,8 +201,8 @@ public sealed partial class Cpu
     private void Flush(IpiRing ring, Cpu target)
     {
         if (!ring.Publish()) return;
-        // Interlocked.Or is a full fence: the index release above is visible before we read the target's state below.
-        target.RaiseIpiBit(Id);
+        // Full fence inside: the index release above is visible before we read the target's mask and state below.
+        target.NoteRingPublished(Id);
         int unwoken = ring.P.Unwoken;
         if (unwoken == 0) return; // passive only: the target finds it at its next pass or tick
         ring.P.Unwoken = 0;

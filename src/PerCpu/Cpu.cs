@@ -43,19 +43,22 @@ public sealed partial class Cpu
     private readonly CpuRuntime.Shared _shared;
 
     // ---- Idle / wake-up (the seed's gd_npoll interlock) ----
-    internal const int StateParked = 0, StateBusy = 1, StateSpinning = 2;
+    internal const int StateParked = 0, StateAwake = 1;
 
     /// <summary>
-    /// Parked: the owner may sleep and needs a wake-up. Busy: it will look at its mask before it sleeps again.
-    /// Spinning: idle but polling (no wake-up needed; senders publish at once). Written by the owner and, with a CAS
-    /// Parked→Busy that claims the duty to wake, by senders.
+    /// Parked: the owner may sleep and needs a wake-up. Awake: it will look at its mask before it sleeps again (busy
+    /// or idle-spinning: the two are not told apart, so that the line is written only around a park and a sender's
+    /// read of it stays a cache hit). Written by the owner and, with a CAS Parked→Awake that claims the duty to wake,
+    /// by senders.
     /// </summary>
     private PaddedLong _state;
 
     /// <summary>
     /// The seed's <c>gd_ipimask</c>: bit s = source CPU s has published entries; bit <see cref="CpuRuntime.CpuCount"/> =
-    /// the inbox or the remote task queue has work. Set by producers with <see cref="Interlocked.Or(ref long, long)"/>,
-    /// cleared by the owner after it drained that source.
+    /// the inbox or the remote task queue has work. Set by producers with <see cref="Interlocked.Or(ref long, long)"/>.
+    /// Ring bits are sticky: the owner clears them only on its way to park (<see cref="ClearRingBits"/>), so that while
+    /// it is awake a sender finds its bit set and publishes without a locked write to this line. The inbox bit is
+    /// cleared after each drain, then re-checked.
     /// </summary>
     private readonly PaddedLong[] _ipiMask;
 
@@ -121,7 +124,7 @@ public sealed partial class Cpu
         Inbox = new Inbox(shared.Options.InboxCapacity);
         _syncContext = new CpuSynchronizationContext(this);
         TaskSchedulerCore = new CpuTaskScheduler(this);
-        _state.Value = StateBusy;
+        _state.Value = StateAwake;
     }
 
     /// <summary>A snapshot of this CPU's IPI statistics since the last <see cref="CpuRuntime.ResetStatistics"/>.</summary>
@@ -245,9 +248,10 @@ public sealed partial class Cpu
     }
 
     /// <summary>
-    /// Drains every source whose mask bit is set (seed: <c>lwkt_process_ipiq</c>). DragonFly's later order: drain a
-    /// source, then clear its bit, then re-check it, so that a nested drain (a function that waits on a full ring)
-    /// still sees the source its caller is draining and a message racing with the clear is never stranded.
+    /// Drains every source whose mask bit is set (seed: <c>lwkt_process_ipiq</c>). A ring's bit stays set (see
+    /// <see cref="_ipiMask"/>): a nested drain (a function that waits on a full ring) still sees the source its caller
+    /// is draining, and a message published while we drain is found by the next pass. The inbox bit keeps DragonFly's
+    /// later order: drain, clear, re-check, so that work racing with the clear is never stranded.
     /// </summary>
     internal bool ProcessIpis()
     {
@@ -261,25 +265,21 @@ public sealed partial class Cpu
             {
                 int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
-                long bit = 1L << b;
                 int source = (w << 6) + b;
-                bool more;
                 if (source == _externalBit)
                 {
                     any |= DrainExternal();
-                    // Full fence: the clear is ordered before the re-check (pairs with the producer's publish-then-Or).
+                    long bit = 1L << b;
+                    // Full fence: the clear is ordered before the re-check (pairs with the producer's enqueue-then-Or).
                     Interlocked.And(ref mask[w].Value, ~bit);
-                    more = Inbox.HasWork || !_remoteTasks.IsEmpty;
+                    if (Inbox.HasWork || !_remoteTasks.IsEmpty) Interlocked.Or(ref mask[w].Value, bit);
                 }
                 else
                 {
                     // Acquire: the ring was published (release) before the bit was set.
                     IpiRing ring = Volatile.Read(ref matrix[source][Id])!;
                     any |= ring.Drain(this) > 0;
-                    Interlocked.And(ref mask[w].Value, ~bit);
-                    more = ring.HasPublishedWork;
                 }
-                if (more) Interlocked.Or(ref mask[w].Value, bit);
             }
         }
         any |= ProcessCpuSyncQueue();
@@ -302,48 +302,84 @@ public sealed partial class Cpu
     private bool HasWork()
     {
         PaddedLong[] mask = _ipiMask;
+        IpiRing?[][] matrix = _shared.Outgoing;
         for (int w = 0; w < mask.Length; w++)
-            if (Volatile.Read(ref mask[w].Value) != 0) return true;
+        {
+            long bits = Volatile.Read(ref mask[w].Value);
+            while (bits != 0)
+            {
+                int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                int source = (w << 6) + b;
+                // A set ring bit only says the source has sent since we last parked: look at its write index (a
+                // read of a line the producer writes only when it publishes, so a cache hit while nothing is new).
+                if (source == _externalBit || Volatile.Read(ref matrix[source][Id])!.HasPublishedWork) return true;
+            }
+        }
         // A held CPU (cpusync) runs no tasks or soft interrupts: pending ones must not keep it from idling.
         return ((_tasks.Count != 0 || HasSoftInterruptWork()) && !IsInterlocked()) || HasCpuSyncWork() || _stopRequested;
     }
 
     /// <summary>
-    /// Nothing to do: spin for <see cref="CpuRuntimeOptions.IdleSpin"/>, then park until a sender wakes us or the tick
-    /// expires (passive messages are picked up then). The end of the seed's <c>lwkt_process_ipiq</c>: release the
-    /// poll flag, fence, re-check for work, so that a sender either sees the flag released or we see its work.
+    /// On the way to park: clears the sticky ring bits (a locked And, so also a full fence), then re-checks every ring
+    /// whose bit it cleared and sets the bit again where work was published. A sender that found its bit still set
+    /// published before its own full fence and mask read, so the re-check sees its entries (Dekker); a sender that
+    /// finds the bit clear sets it with a locked Or and then reads our state.
+    /// </summary>
+    private void ClearRingBits()
+    {
+        PaddedLong[] mask = _ipiMask;
+        IpiRing?[][] matrix = _shared.Outgoing;
+        for (int w = 0; w < mask.Length; w++)
+        {
+            long keep = (_externalBit >> 6) == w ? 1L << (_externalBit & 63) : 0;
+            if ((Volatile.Read(ref mask[w].Value) & ~keep) == 0) continue;
+            long bits = Interlocked.And(ref mask[w].Value, keep) & ~keep;
+            long again = 0;
+            while (bits != 0)
+            {
+                int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
+                bits &= bits - 1;
+                if (Volatile.Read(ref matrix[(w << 6) + b][Id])!.HasPublishedWork) again |= 1L << b;
+            }
+            // Published between our last look and the clear: keep the bit, so HasWork and the next pass see the ring.
+            if (again != 0) Interlocked.Or(ref mask[w].Value, again);
+        }
+    }
+
+    /// <summary>
+    /// Nothing to do: spin for <see cref="CpuRuntimeOptions.IdleSpin"/> (none when it is zero), then park until a sender
+    /// wakes us or the tick expires (passive messages are picked up then). The end of the seed's
+    /// <c>lwkt_process_ipiq</c>: release the poll flag, fence, re-check for work, so that a sender either sees the flag
+    /// released or we see its work.
     /// </summary>
     private void Idle()
     {
         CpuRuntimeOptions options = _shared.Options;
-        Volatile.Write(ref _state.Value, StateSpinning);
-        if (!_skipSpin || options.PollMode)
+        if (options.PollMode || (!_skipSpin && _shared.IdleSpinTicks > 0))
         {
             long until = Stopwatch.GetTimestamp() + _shared.IdleSpinTicks;
             for (int i = 1; ; i++)
             {
-                if (HasWork())
-                {
-                    Volatile.Write(ref _state.Value, StateBusy);
-                    return;
-                }
+                if (HasWork()) return;
                 if (!options.PollMode && (i & 63) == 0 && Stopwatch.GetTimestamp() >= until) break;
                 Spin.Pause();
             }
         }
+        ClearRingBits();
         Volatile.Write(ref _state.Value, StateParked);
         // Full fence: the Parked store is ordered before the re-check below. A sender does the mirror image
-        // (Interlocked.Or of our mask bit, then reads _state): at least one of us sees the other.
+        // (publish, full fence, mask bit, then reads _state): at least one of us sees the other.
         Interlocked.MemoryBarrier();
         if (HasWork())
         {
-            // A sender may have claimed the wake in between; either way we are busy now (a stray permit only
+            // A sender may have claimed the wake in between; either way we are awake now (a stray permit only
             // makes one later park return early).
-            Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked);
+            Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked);
             return;
         }
         _parker.Park(options.TickInterval);
-        if (Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked) == StateParked)
+        if (Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
             _skipSpin = true; // the tick woke us, not a sender
         }
@@ -362,7 +398,7 @@ public sealed partial class Cpu
     internal bool TryWake()
     {
         if (Volatile.Read(ref _state.Value) == StateParked
-            && Interlocked.CompareExchange(ref _state.Value, StateBusy, StateParked) == StateParked)
+            && Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
             _parker.Unpark();
             return true;
@@ -373,14 +409,24 @@ public sealed partial class Cpu
     /// <summary>Wakes the CPU whatever its state (shutdown, cpusync): the next idle check sees the reason.</summary>
     internal void ForceWake()
     {
-        if (Interlocked.Exchange(ref _state.Value, StateBusy) == StateParked) _parker.Unpark();
+        if (Interlocked.Exchange(ref _state.Value, StateAwake) == StateParked) _parker.Unpark();
     }
-
-    /// <summary>True when the owner is busy (senders may then defer publication to the end of their pass).</summary>
-    private bool IsBusy => Volatile.Read(ref _state.Value) == StateBusy;
 
     /// <summary>Sets bit <paramref name="source"/> in this CPU's IPI mask. Interlocked: also a full fence.</summary>
     private void RaiseIpiBit(int source) => Interlocked.Or(ref _ipiMask[source >> 6].Value, 1L << (source & 63));
+
+    /// <summary>
+    /// After a ring from <paramref name="source"/> was published: makes sure this CPU will look at it. The full fence
+    /// orders the release of the write index before the read of the mask (and the caller's later read of our state);
+    /// the locked Or, which moves this line, is paid only when the bit is clear, i.e. once after each time we parked.
+    /// </summary>
+    private void NoteRingPublished(int source)
+    {
+        ref long word = ref _ipiMask[source >> 6].Value;
+        long bit = 1L << (source & 63);
+        Interlocked.MemoryBarrier();
+        if ((Volatile.Read(ref word) & bit) == 0) Interlocked.Or(ref word, bit);
+    }
 
     // ------------------------------------------------------------------ running user code
 

@@ -77,10 +77,18 @@ internal sealed class IpiRing
     /// <summary>Consumer: true if the producer has published entries not yet taken.</summary>
     internal bool HasPublishedWork => Volatile.Read(ref W.Value) != C.RLocal;
 
+    /// <summary>The consumer publishes its read and done indexes at least every this many entries (and at the end of each drain).</summary>
+    internal const int ConsumerPublishBatch = 32;
+
     /// <summary>
     /// Consumer: runs every published entry (seed: <c>lwkt_process_ipiq_core</c>). Re-entrant: a function may drain
     /// this ring again (through a send that waits); the nested drain continues from <see cref="ConsumerCursor.RLocal"/>
     /// and the outer loop picks up after it. Returns the number of entries run at this level.
+    /// <para>
+    /// The seed stores <c>ip_rindex</c> and <c>ip_xindex</c> per message; here they are stored every
+    /// <see cref="ConsumerPublishBatch"/> entries and when the drain ends, so that a stream does not bounce the
+    /// indexes' line to a producer that looks at it while the ring is nearly full.
+    /// </para>
     /// </summary>
     internal int Drain(Cpu consumer)
     {
@@ -98,17 +106,20 @@ internal sealed class IpiRing
             object? arg1 = slot.Arg1;
             long arg2 = slot.Arg2;
             slot = default; // the GC must not keep dead arguments alive
-            C.RLocal = ri + 1;
-            // Release: the slot was read and cleared before the producer may reuse it.
-            Volatile.Write(ref X.RIndex, ri + 1);
+            C.RLocal = ++ri;
+            bool publish = (ri & (ConsumerPublishBatch - 1)) == 0;
+            // Release: the slots below ri were read and cleared before the producer may reuse them.
+            if (publish) Volatile.Write(ref X.RIndex, ri);
             C.Active++;
             consumer.Invoke(func, arg1, arg2, Source);
             // XIndex only moves when no older entry of this ring is still on the stack (a nested drain may finish
             // younger entries first): WaitFor must never return before its function has returned.
-            if (--C.Active == 0)
+            if (--C.Active == 0 && publish)
                 Volatile.Write(ref X.XIndex, C.RLocal);
             ran++;
         }
+        Volatile.Write(ref X.RIndex, C.RLocal);
+        if (C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
         return ran;
     }
 }

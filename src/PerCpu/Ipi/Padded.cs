@@ -25,7 +25,7 @@ internal struct ProducerCursor
     [FieldOffset(80)] public int Unwoken;
     /// <summary>The ring is in its source CPU's list of rings to flush.</summary>
     [FieldOffset(84)] public bool Listed;
-    /// <summary>The source's flush epoch in which this ring was last published early for an idle target (at most once per epoch).</summary>
+    /// <summary>The source's flush epoch in which this ring was last published early (at most once per epoch).</summary>
     [FieldOffset(88)] public long EagerEpoch;
 }
 

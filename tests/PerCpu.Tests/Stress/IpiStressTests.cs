@@ -176,4 +176,102 @@ public sealed class IpiStressTests
         await Task.WhenAll(outside, inside).WithHangDetector();
         Assert.True(all.Wait(TestUtil.Hang), $"only {Rounds * 2 - all.CurrentCount} of {Rounds * 2} messages ran");
     }
+
+    /// <summary>
+    /// Lost-wake hunt: two CPUs that park at once when idle (IdleSpin 0) and whose tick is an hour, so a wake-up that
+    /// is lost hangs the test instead of being rescued by the tick. Each hop sends a burst of 1-3 messages after a
+    /// random spin, so senders meet the target in every phase: running, about to park (clearing its mask bits),
+    /// parked, just woken; and a later message of a burst finds its mask bit still set and skips the locked Or.
+    /// </summary>
+    [Fact]
+    public async Task PingPong_RandomParking_NoLostWake()
+    {
+        const long RoundTrips = 20_000;
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromHours(1); });
+        var game = new BurstPingPong(runtime, RoundTrips);
+        runtime[0].Send(BurstPingPong.Serve, game, 0);
+        await game.Done.Task.WithHangDetector();
+        Assert.Equal(0, game.Errors);
+        Assert.Equal(RoundTrips, game.Received[0]);
+        Assert.Equal(RoundTrips, game.Received[1]);
+    }
+
+    /// <summary>State of <see cref="PingPong_RandomParking_NoLostWake"/>; each array slot is touched only by its CPU.</summary>
+    private sealed class BurstPingPong(CpuRuntime runtime, long roundTrips)
+    {
+        public readonly TaskCompletionSource Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly long[] Received = new long[2];
+        public readonly long[] Next = [1, 1];
+        public readonly Random[] Random = [new Random(11), new Random(12)];
+        public long Errors;
+
+        /// <summary>A burst's last message (arg2 &gt;= 0: the hop number) serves the ball back; the others (arg2 = -1) only arrive.</summary>
+        public static readonly Action<object?, long> Serve = static (o, hop) => ((BurstPingPong)o!).OnServe(hop);
+
+        private static readonly Action<object?, long> Filler = static (_, _) => { };
+
+        private void OnServe(long hop)
+        {
+            int me = Cpu.Current!.Id;
+            if (hop > 0)
+            {
+                if (Next[me] != hop) Errors++;
+                Next[me] = hop + 1;
+                Received[me]++;
+            }
+            if (me == 0 && Received[0] == roundTrips)
+            {
+                Done.TrySetResult();
+                return;
+            }
+            Random random = Random[me];
+            Thread.SpinWait(random.Next(0, 300));
+            Cpu other = runtime[1 - me];
+            for (int i = random.Next(0, 3); i > 0; i--) other.Send(Filler);
+            other.Send(Serve, this, me == 0 ? hop + 1 : hop);
+        }
+    }
+
+    /// <summary>
+    /// A send that races the target's way to park: CPU 1 parks at once when idle (IdleSpin 0) and its tick is an hour,
+    /// so nothing but the sender's publication can bring it back. CPU 0 sends one message, waits until it has run, then
+    /// sends the next after a random pause of 0 to ~2 µs: the publications land in every phase of CPU 1's return to
+    /// idle (its last pass, the clearing of its mask bits, the Parked store, the park itself). A message stranded by a
+    /// lost mask bit or wake-up makes WaitFor time out, and the test fails with the count reached.
+    /// </summary>
+    [Fact]
+    public async Task SendsRacingThePark_AreNeverStranded()
+    {
+        const int N = 100_000;
+        await using var runtime = TestUtil.Start(2, o =>
+        {
+            o.IdleSpin = TimeSpan.Zero;
+            o.TickInterval = TimeSpan.FromHours(1);
+            o.WaitTimeout = TimeSpan.FromSeconds(30); // fires before the hang detector: the test then reports how far it got
+        });
+        var ran = new long[1];
+        long reached = await runtime[0].InvokeAsync(() =>
+        {
+            Cpu target = Cpu.Current!.Runtime[1];
+            var random = new Random(21);
+            for (int i = 0; i < N; i++)
+            {
+                long seq = target.Send(static (o, _) => ((long[])o!)[0]++, ran);
+                try
+                {
+                    target.WaitFor(seq);
+                }
+                catch (TimeoutException)
+                {
+                    // Stranded: a fresh publication finds the mask bit clear and wakes CPU 1, so the runtime can shut down.
+                    target.Send(static (_, _) => { });
+                    return i;
+                }
+                Thread.SpinWait(random.Next(0, 64));
+            }
+            return N;
+        }).AsTask().WithHangDetector();
+        Assert.Equal(N, reached);
+        Assert.Equal(N, await runtime[1].InvokeAsync(() => Volatile.Read(ref ran[0])).AsTask());
+    }
 }
