@@ -24,6 +24,10 @@ public class SingleThreadBenchmarks
     private Action _sendLoop = null!, _postLoop = null!, _postItem = null!;
     private InvokeSelfLoop _invokeLoop = null!;
     private int _posted;
+    private SoftInterrupt _softInterrupt = null!;
+    private Action _scheduleLoop = null!;
+    private int _softRuns;
+    private Exception? _error;
 
     [GlobalSetup]
     public void Setup()
@@ -34,10 +38,23 @@ public class SingleThreadBenchmarks
         _postLoop = PostLoop;
         _postItem = PostItem;
         _invokeLoop = new InvokeSelfLoop(_cpu, () => _done = 1);
+        _softInterrupt = _runtime.Establish(SoftLevel.Clock, static s => ((SingleThreadBenchmarks)s!).OnSoftInterrupt(), this);
+        _scheduleLoop = ScheduleLoop;
+        // A function or handler that throws is caught by the runtime and the loop stops: end the spin and report it,
+        // rather than spin forever.
+        _runtime.UnhandledException += (_, e) =>
+        {
+            _error ??= e.Exception;
+            Volatile.Write(ref _done, 1);
+        };
     }
 
     [GlobalCleanup]
-    public void Cleanup() => _runtime.Dispose();
+    public void Cleanup()
+    {
+        _softInterrupt.Dispose();   // disestablish before the runtime goes (returns once the handler can never run again)
+        _runtime.Dispose();
+    }
 
     /// <summary>Send to the current CPU: the function is called at once (no ring).</summary>
     [Benchmark(OperationsPerInvoke = Ops)]
@@ -51,14 +68,23 @@ public class SingleThreadBenchmarks
     [Benchmark(OperationsPerInvoke = Ops)]
     public void InvokeAsyncOnSelf() => RunOnCpu(_invokeLoop.Start);
 
-    // PLACEHOLDER (soft interrupts, DESIGN §5): "Schedule + dispatch" of a soft interrupt on the current CPU goes
-    // here when soft interrupts land. Not written now: there is no real mechanism to measure yet.
+    /// <summary>
+    /// Schedule a soft interrupt on the current CPU and its dispatch: a Clock handler established once reschedules itself
+    /// from inside its run until it has run <see cref="Ops"/> times, so each operation is one Schedule() plus one run.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void ScheduleAndDispatchOnSelf()
+    {
+        RunOnCpu(_scheduleLoop);
+        if (_softRuns != Ops) throw new InvalidOperationException($"Schedule + dispatch: expected {Ops} handler runs, got {_softRuns}");
+    }
 
     private void RunOnCpu(Action loop)
     {
         Volatile.Write(ref _done, 0);
         _cpu.Post(loop);
         while (Volatile.Read(ref _done) == 0) X86Base.Pause();
+        if (_error is { } e) throw new InvalidOperationException($"a function or handler threw on the CPU: {e.Message}", e);
     }
 
     private void SendLoop()
@@ -79,6 +105,20 @@ public class SingleThreadBenchmarks
     private void PostItem()
     {
         if (++_posted == Ops) Volatile.Write(ref _done, 1);
+    }
+
+    /// <summary>Posted onto the CPU: the first Schedule; the handler does the rest.</summary>
+    private void ScheduleLoop()
+    {
+        _softRuns = 0;
+        _softInterrupt.Schedule();
+    }
+
+    /// <summary>The handler, on the CPU: schedule the next run until <see cref="Ops"/> have run.</summary>
+    private void OnSoftInterrupt()
+    {
+        if (++_softRuns < Ops) _softInterrupt.Schedule();   // while running: it runs once more afterwards
+        else Volatile.Write(ref _done, 1);
     }
 
     /// <summary>

@@ -37,6 +37,9 @@ public static class Targets
         ("percpu.invoke", r => AtMost(r, "percpu.invoke", "net.tp.tcs", 0.5, "≤ 0.5× ThreadPool + TCS (awaited)")),
         ("percpu.invoke", r => ZeroBytes(r, "percpu.invoke", "0 B/call")),
         ("percpu.idle", r => Below(r, "percpu.idle", 1.0, "< 1% of one core")),
+        ("percpu.softint.schedule", r => AtMostNanoseconds(r, "percpu.softint.schedule", 50, "≤ 50 ns per Schedule + dispatch")),
+        // "ScheduleOn ≤ 1.2× Send": a ScheduleOn round trip against a Send round trip with the same default options.
+        ("percpu.softint.pingpong", r => AtMost(r, "percpu.softint.pingpong", "percpu.pingpong.idle", 1.2, "≤ 1.2× Send ping-pong (idle)")),
     ];
 
     /// <summary>Bytes per operation below which a row counts as allocation-free (a run's one-off setup, spread thin).</summary>
@@ -90,6 +93,28 @@ public static class Targets
         RowResult? row = r.Find(key);
         if (row is null) return new(key, text, Verdict.NotJudged, null, limit, "row failed");
         return new(key, text, row.Value < limit ? Verdict.Pass : Verdict.Miss, row.Value, limit, $"{row.Value:0.00}%", limit);
+    }
+
+    /// <summary>
+    /// An absolute limit on the time per operation: a throughput row's ops/s become ns per op (1e9 / value), a round
+    /// trip row's value is already ns. The chart's tick is the limit in the row's unit (20 M/s for 50 ns per op). Like a
+    /// ratio, it is not judged while the placement is off.
+    /// </summary>
+    private static TargetResult AtMostNanoseconds(SuiteReport r, string key, double limitNs, string text)
+    {
+        RowResult? row = r.Find(key);
+        if (row is null) return new(key, text, Verdict.NotJudged, null, limitNs, "row failed");
+        (double ns, double? line) = row.Row.Kind switch
+        {
+            RowKind.Throughput => (1e9 / row.Value, 1e9 / limitNs),
+            RowKind.RoundTrip => (row.Value, limitNs),
+            _ => (double.NaN, (double?)null),   // a wrong criterion must not cost the run its report: said in the detail
+        };
+        if (line is null) return new(key, text, Verdict.NotJudged, null, limitNs, $"{key} is a {row.Row.Kind} row, not a time or throughput");
+        if (!(row.Value > 0) || !double.IsFinite(ns)) return new(key, text, Verdict.NotJudged, null, limitNs, $"no usable value ({row.Value})", line);
+        string detail = $"{ns:0.0} ns/op";
+        if (row.PlacementOff) return new(key, text, Verdict.NotJudged, ns, limitNs, detail + " (placement off)", line);
+        return new(key, text, ns <= limitNs ? Verdict.Pass : Verdict.Miss, ns, limitNs, detail, line);
     }
 
     /// <summary>Summary for the table's target column: "pass", "miss 1/4", "n/a", or "" when the row has no target.</summary>
