@@ -201,7 +201,7 @@ public sealed partial class Cpu
     private void Flush(IpiRing ring, Cpu target)
     {
         if (!ring.Publish()) return;
-        // Full fence inside: the index release above is visible before we read the target's mask and state below.
+        // No fence between the release above and the reads of the target's mask and state: see Cpu.Idle.
         target.NoteRingPublished(Id);
         int unwoken = ring.P.Unwoken;
         if (unwoken == 0) return; // passive only: the target finds it at its next pass or tick

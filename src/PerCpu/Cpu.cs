@@ -63,6 +63,9 @@ public sealed partial class Cpu
     private readonly PaddedLong[] _ipiMask;
 
     private readonly int _externalBit;
+
+    /// <summary>Ring bits the last <see cref="ClearRingBits"/> cleared, per mask word (owner only).</summary>
+    private readonly long[] _clearedBits;
     private readonly Parker _parker = new();
 
     /// <summary>Bounded MPSC queue for calls from threads that are not CPUs of this runtime.</summary>
@@ -119,6 +122,7 @@ public sealed partial class Cpu
         int n = shared.Options.CpuCount;
         _externalBit = n;
         _ipiMask = new PaddedLong[(n + 1 + 63) >> 6];
+        _clearedBits = new long[_ipiMask.Length];
         _outgoing = new IpiRing?[n];
         _flushList = new IpiRing[Math.Min(n, 8)];
         Inbox = new Inbox(shared.Options.InboxCapacity);
@@ -155,12 +159,10 @@ public sealed partial class Cpu
         {
             while (true)
             {
-                if (RunPass())
-                {
-                    _skipSpin = false;
-                    continue;
-                }
-                if (_stopRequested) break;
+                // After a pass that did work, Idle's first look (HasWork) is a cheaper way to learn whether there is
+                // more than a second pass would be.
+                if (RunPass()) _skipSpin = false;
+                else if (_stopRequested) break;
                 Idle();
             }
         }
@@ -321,30 +323,47 @@ public sealed partial class Cpu
     }
 
     /// <summary>
-    /// On the way to park: clears the sticky ring bits (a locked And, so also a full fence), then re-checks every ring
-    /// whose bit it cleared and sets the bit again where work was published. A sender that found its bit still set
-    /// published before its own full fence and mask read, so the re-check sees its entries (Dekker); a sender that
-    /// finds the bit clear sets it with a locked Or and then reads our state.
+    /// On the way to park: clears the sticky ring bits (a locked And) and remembers which it cleared in
+    /// <see cref="_clearedBits"/>, for <see cref="RecheckClearedRings"/> to look at after the process-wide barrier.
     /// </summary>
     private void ClearRingBits()
     {
         PaddedLong[] mask = _ipiMask;
-        IpiRing?[][] matrix = _shared.Outgoing;
+        long[] cleared = _clearedBits;
         for (int w = 0; w < mask.Length; w++)
         {
             long keep = (_externalBit >> 6) == w ? 1L << (_externalBit & 63) : 0;
-            if ((Volatile.Read(ref mask[w].Value) & ~keep) == 0) continue;
-            long bits = Interlocked.And(ref mask[w].Value, keep) & ~keep;
-            long again = 0;
+            cleared[w] = (Volatile.Read(ref mask[w].Value) & ~keep) == 0 ? 0 : Interlocked.And(ref mask[w].Value, keep) & ~keep;
+        }
+    }
+
+    /// <summary>
+    /// After the Parked store and the process-wide barrier: a sender that found its bit still set before our clear
+    /// skipped the locked Or, so look at each ring whose bit we cleared and set the bit again where work was published
+    /// (then HasWork and the next pass see the ring). Returns true if any had work.
+    /// </summary>
+    private bool RecheckClearedRings()
+    {
+        PaddedLong[] mask = _ipiMask;
+        IpiRing?[][] matrix = _shared.Outgoing;
+        long[] cleared = _clearedBits;
+        bool any = false;
+        for (int w = 0; w < cleared.Length; w++)
+        {
+            long bits = cleared[w], again = 0;
             while (bits != 0)
             {
                 int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
                 if (Volatile.Read(ref matrix[(w << 6) + b][Id])!.HasPublishedWork) again |= 1L << b;
             }
-            // Published between our last look and the clear: keep the bit, so HasWork and the next pass see the ring.
-            if (again != 0) Interlocked.Or(ref mask[w].Value, again);
+            if (again != 0)
+            {
+                Interlocked.Or(ref mask[w].Value, again);
+                any = true;
+            }
         }
+        return any;
     }
 
     /// <summary>
@@ -352,26 +371,46 @@ public sealed partial class Cpu
     /// wakes us or the tick expires (passive messages are picked up then). The end of the seed's
     /// <c>lwkt_process_ipiq</c>: release the poll flag, fence, re-check for work, so that a sender either sees the flag
     /// released or we see its work.
+    /// <para>
+    /// The fence is asymmetric (the technique of Linux's <c>membarrier</c> and the .NET GC's suspension): a CPU sender
+    /// publishes its write index and reads our mask and state with no fence of its own, so a stream or a ping-pong
+    /// never stalls on its store buffer; the rare side, this CPU on its way to sleep, pays a process-wide barrier
+    /// (<see cref="Interlocked.MemoryBarrierProcessWide"/>), which makes every other thread execute a full fence. A
+    /// sender's fence point then falls either before its publication (its later reads see our cleared bit and Parked
+    /// state, so it sets the bit and wakes us) or after it (our re-check below sees its write index).
+    /// </para>
     /// </summary>
     private void Idle()
     {
         CpuRuntimeOptions options = _shared.Options;
-        if (options.PollMode || (!_skipSpin && _shared.IdleSpinTicks > 0))
+        if (options.PollMode)
         {
-            long until = Stopwatch.GetTimestamp() + _shared.IdleSpinTicks;
+            while (!HasWork()) Spin.Pause();
+            return;
+        }
+        if (HasWork()) return;
+        if (!_skipSpin && _shared.IdleSpinTicks > 0)
+        {
+            // The clock is read from the 64th pause on: a reply that comes sooner (a ping-pong) costs no clock read.
+            long until = 0;
             for (int i = 1; ; i++)
             {
                 if (HasWork()) return;
-                if (!options.PollMode && (i & 63) == 0 && Stopwatch.GetTimestamp() >= until) break;
+                if ((i & 63) == 0)
+                {
+                    long now = Stopwatch.GetTimestamp();
+                    if (until == 0) until = now + _shared.IdleSpinTicks;
+                    else if (now >= until) break;
+                }
                 Spin.Pause();
             }
         }
         ClearRingBits();
         Volatile.Write(ref _state.Value, StateParked);
-        // Full fence: the Parked store is ordered before the re-check below. A sender does the mirror image
-        // (publish, full fence, mask bit, then reads _state): at least one of us sees the other.
-        Interlocked.MemoryBarrier();
-        if (HasWork())
+        // Orders the clear and the Parked store before the re-checks below, against every sender (see above).
+        // Also a full fence here, which the Dekker pairs with outside senders, cpusync and soft interrupts need.
+        Interlocked.MemoryBarrierProcessWide();
+        if (RecheckClearedRings() || HasWork())
         {
             // A sender may have claimed the wake in between; either way we are awake now (a stray permit only
             // makes one later park return early).
@@ -393,7 +432,8 @@ public sealed partial class Cpu
     /// <summary>
     /// Wakes this CPU if it is parked, claiming the duty with a CAS so that one wake serves many senders (seed:
     /// <c>atomic_poll_acquire_int(&amp;gd_npoll)</c> then <c>cpu_send_ipiq</c>). The caller must have made its work
-    /// visible with a full fence first. Returns true if it issued a wake.
+    /// visible first (a store program-ordered before this call suffices: see <see cref="Idle"/>). Returns true if it
+    /// issued a wake.
     /// </summary>
     internal bool TryWake()
     {
@@ -416,15 +456,14 @@ public sealed partial class Cpu
     private void RaiseIpiBit(int source) => Interlocked.Or(ref _ipiMask[source >> 6].Value, 1L << (source & 63));
 
     /// <summary>
-    /// After a ring from <paramref name="source"/> was published: makes sure this CPU will look at it. The full fence
-    /// orders the release of the write index before the read of the mask (and the caller's later read of our state);
-    /// the locked Or, which moves this line, is paid only when the bit is clear, i.e. once after each time we parked.
+    /// After a ring from <paramref name="source"/> was published: makes sure this CPU will look at it. No fence: the
+    /// parking side pays for the ordering (see <see cref="Idle"/>). The locked Or, which moves this line, is paid only
+    /// when the bit is clear, i.e. once after each time we parked.
     /// </summary>
     private void NoteRingPublished(int source)
     {
         ref long word = ref _ipiMask[source >> 6].Value;
         long bit = 1L << (source & 63);
-        Interlocked.MemoryBarrier();
         if ((Volatile.Read(ref word) & bit) == 0) Interlocked.Or(ref word, bit);
     }
 

@@ -242,7 +242,7 @@ public sealed class IpiStressTests
     [Fact]
     public async Task SendsRacingThePark_AreNeverStranded()
     {
-        const int N = 100_000;
+        const int N = 1_000_000;
         await using var runtime = TestUtil.Start(2, o =>
         {
             o.IdleSpin = TimeSpan.Zero;
@@ -267,7 +267,10 @@ public sealed class IpiStressTests
                     target.Send(static (_, _) => { });
                     return i;
                 }
-                Thread.SpinWait(random.Next(0, 64));
+                // Mostly short gaps (0 to ~1 µs of PAUSEs), which land on CPU 1's way back to idle; now and then a
+                // longer one, so that it parks and the next send must wake it.
+                int pauses = (i & 15) == 0 ? random.Next(0, 400) : random.Next(0, 24);
+                for (int k = pauses; k > 0; k--) PerCpu.Dispatch.Spin.Pause();
             }
             return N;
         }).AsTask().WithHangDetector();
