@@ -114,7 +114,12 @@ public sealed partial class Cpu
     private long SendCore(Action<object?, long> func, object? arg1, long arg2, SendKind kind)
     {
         Cpu? self = t_current;
-        if (self != null && self._shared == _shared) return self.SendFromCpu(this, func, arg1, arg2, kind);
+        if (self != null && self._shared == _shared)
+        {
+            long seq;
+            if (kind == SendKind.Normal && (seq = self.TrySendFast(this, func, arg1, arg2)) != 0) return seq;
+            return self.SendFromCpu(this, func, arg1, arg2, kind);
+        }
         if (self != null) throw ForeignCpu(self);
         return SendFromOutside(func, arg1, arg2, kind);
     }
@@ -122,6 +127,31 @@ public sealed partial class Cpu
     private InvalidOperationException ForeignCpu(Cpu self) => new(
         $"CPU {self.Id} of another CpuRuntime cannot send to CPU {Id} of this one: a CPU thread must never block on a " +
         "foreign runtime's queue. Send from a thread that is not a CPU (for example with Task.Run), or keep the work in one runtime.");
+
+    /// <summary>
+    /// The common case of <see cref="SendFromCpu"/>, small enough to inline: a normal send to another CPU through a ring
+    /// that has room by the producer's own view, with tracing off, already listed for the end-of-pass flush, already
+    /// published early in this pass, and no batch to publish yet. Only writes the entry. Returns 0 (no sequence is 0)
+    /// when any of that does not hold; <see cref="SendFromCpu"/> then does the whole send.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long TrySendFast(Cpu target, Action<object?, long> func, object? arg1, long arg2)
+    {
+        IpiRing? ring = _outgoing[target.Id]; // null for this CPU itself: a send to self is a direct call
+        if (ring == null || Trace != null) return 0;
+        ref ProducerCursor p = ref ring.P;
+        long w = p.WLocal;
+        if (w - p.RCache > ring.Capacity >> 1 || !p.Listed || p.EagerEpoch != _flushEpoch || w + 1 - ring.W.Value >= IpiRing.FlushBatch)
+            return 0;
+        ref IpiEntry slot = ref ring.Slots[(int)w & ring.Mask];
+        slot.Func = func;
+        slot.Arg1 = arg1;
+        slot.Arg2 = arg2;
+        p.WLocal = ++w;
+        p.Unwoken++;
+        Counters.Sent++;
+        return w;
+    }
 
     /// <summary>The send path of a CPU thread (this = the source).</summary>
     private long SendFromCpu(Cpu target, Action<object?, long> func, object? arg1, long arg2, SendKind kind)

@@ -89,16 +89,48 @@ internal sealed class IpiRing
     /// <see cref="ConsumerPublishBatch"/> entries and when the drain ends, so that a stream does not bounce the
     /// indexes' line to a producer that looks at it while the ring is nearly full.
     /// </para>
+    /// <para>
+    /// The exception handler is outside the per-message loop (<see cref="RunEntries"/> has none, so a function call
+    /// there is a plain call): a function that throws ends that loop, is counted and reported, its bookkeeping is
+    /// finished here as if it had returned, and the loop starts again with the next entry.
+    /// </para>
     /// </summary>
     internal int Drain(Cpu consumer)
     {
         // Acquire: every slot below wi is fully written (pairs with the release in Publish).
         long wi = Volatile.Read(ref W.Value);
-        long ri = C.RLocal;
-        if (wi == ri) return 0;
+        if (wi == C.RLocal) return 0;
+        int ran = 0;
+        while (true)
+        {
+            try
+            {
+                RunEntries(consumer, wi, ref ran);
+                break;
+            }
+            catch (Exception e)
+            {
+                // The entry at RLocal - 1 (or, if it nested a drain, an older one of this level) threw; RunEntries had
+                // counted it as started. Finish it as RunEntries would have, then go on.
+                ran++;
+                consumer.Counters.Received++;
+                if (--C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
+                consumer.ReportException(e, Source);
+            }
+        }
+        Volatile.Write(ref X.RIndex, C.RLocal);
+        if (C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
+        return ran;
+    }
+
+    /// <summary>The per-message loop of <see cref="Drain"/>: no exception handler, so nothing here costs a frame per message.</summary>
+    private void RunEntries(Cpu consumer, long wi, ref int ran)
+    {
         IpiEntry[] slots = Slots;
         int mask = Mask;
-        int ran = 0;
+        Diagnostics.CpuCounters counters = consumer.Counters;
+        Diagnostics.CpuTraceRing? trace = consumer.Trace; // read once per drain: tracing that starts meanwhile begins with the next
+        long ri;
         while (wi - (ri = C.RLocal) > 0)
         {
             ref IpiEntry slot = ref slots[(int)ri & mask];
@@ -111,15 +143,14 @@ internal sealed class IpiRing
             // Release: the slots below ri were read and cleared before the producer may reuse them.
             if (publish) Volatile.Write(ref X.RIndex, ri);
             C.Active++;
-            consumer.Invoke(func, arg1, arg2, Source);
+            trace?.Record(Diagnostics.TraceEvent.Receive, Source, Target, func, arg2);
+            func(arg1, arg2);
+            counters.Received++; // before XIndex: a WaitFor that returns sees its message counted
             // XIndex only moves when no older entry of this ring is still on the stack (a nested drain may finish
             // younger entries first): WaitFor must never return before its function has returned.
             if (--C.Active == 0 && publish)
                 Volatile.Write(ref X.XIndex, C.RLocal);
             ran++;
         }
-        Volatile.Write(ref X.RIndex, C.RLocal);
-        if (C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
-        return ran;
     }
 }

@@ -24,6 +24,52 @@ public sealed class ErrorTests
         Assert.Equal(1, await runtime[1].InvokeAsync(static () => Cpu.Current!.Id).AsTask().WithHangDetector());
     }
 
+    /// <summary>
+    /// Functions that throw in the middle of a batch, some of them after a nested drain (tiny rings that two CPUs fill
+    /// at each other, so a send inside a function waits and drains the ring that function came from): every message
+    /// still runs once and in order, every throw is counted once, WaitFor still returns, and Received counts them all.
+    /// </summary>
+    [Fact]
+    public async Task ThrowingFunctions_InBatchesAndNestedDrains_KeepOrderAndCounts()
+    {
+        const int N = 50_000;
+        await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
+        long errors = 0;
+        runtime.UnhandledException += (_, _) => Interlocked.Increment(ref errors);
+        var next = new long[2];
+        var outOfOrder = new long[2];
+        CpuStatistics before = runtime.GetStatistics();
+        Task Flood(int from) => runtime[from].InvokeAsync(() =>
+        {
+            Cpu other = runtime[1 - from];
+            long seq = 0;
+            for (long i = 0; i < N; i++)
+            {
+                seq = other.Send(static (o, v) =>
+                {
+                    var (nextSeen, bad) = ((long[], long[]))o!;
+                    Cpu me = Cpu.Current!;
+                    if (nextSeen[me.Id] != v) bad[me.Id]++;
+                    nextSeen[me.Id] = v + 1;
+                    me.Runtime[1 - me.Id].Send(static (_, _) => { }); // may wait for room, draining our own queue
+                    if (v % 7 == 3) throw new InvalidOperationException("every seventh");
+                }, (next, outOfOrder), i);
+            }
+            other.WaitFor(seq);
+        }).AsTask();
+        await Task.WhenAll(Flood(0), Flood(1)).WithHangDetector();
+        runtime.Synchronize();
+        long throwsPerSide = (N + 3) / 7;
+        Assert.Equal(new long[] { N, N }, next);
+        Assert.Equal(new long[] { 0, 0 }, outOfOrder);
+        Assert.Equal(2 * throwsPerSide, Interlocked.Read(ref errors));
+        CpuStatistics delta = runtime.GetStatistics() - before;
+        Assert.Equal(2 * throwsPerSide, delta.Errors);
+        Assert.True(delta.FifoFull > 0, "the rings never filled: the nested drains this test is about did not happen");
+        // Each side ran N flood messages and N echoes, plus the InvokeAsync request that came through its inbox.
+        Assert.Equal(4L * N + 2, delta.Received);
+    }
+
     [Fact]
     public async Task ThrowingEventHandler_DoesNotKillTheCpu()
     {
