@@ -192,18 +192,18 @@ public sealed partial class Cpu
         long seq = ring.Write(func, arg1, arg2);
         if (kind == SendKind.Passive) Counters.Passive++;
         else ring.P.Unwoken++;
-        if (!ring.P.Listed) ListForFlush(ring);
         // Batched publication: publish at the end of this pass, or every FlushBatch messages. For latency, the first
         // message of a pass to a ring is also published at once (flush epoch): a reply, or the first of a burst, does
         // not wait for the end of a long function, and a stream of sends still costs one publication per batch.
         if (ring.P.EagerEpoch != _flushEpoch)
         {
             ring.P.EagerEpoch = _flushEpoch;
-            Flush(ring, target);
+            Flush(ring, target); // everything is published: the ring joins the flush list only if more follows
         }
-        else if (seq - ring.W.Value >= IpiRing.FlushBatch)
+        else
         {
-            Flush(ring, target);
+            if (!ring.P.Listed) ListForFlush(ring);
+            if (seq - ring.W.Value >= IpiRing.FlushBatch) Flush(ring, target);
         }
         Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
         return seq;

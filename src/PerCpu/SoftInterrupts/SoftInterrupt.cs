@@ -112,11 +112,12 @@ public sealed partial class SoftInterrupt : IDisposable, IAsyncDisposable
             return;
         }
         ref int remote = ref _remotePending[cpu.Id * RemoteStride];
-        // Full fence: what the caller wrote before this call is visible before we read the word. Pairs with the
-        // target's Exchange before it queues the handler: if we see the word still set (and send nothing), the target
-        // has not cleared it yet, so the handler starts after that clear and sees our writes (store-buffer litmus).
-        Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref remote) != 0 || Interlocked.CompareExchange(ref remote, 1, 0) != 0) return; // coalesced
+        // One locked CAS, a full fence whether it succeeds or not: what the caller wrote before this call is visible
+        // before we read the word. Pairs with the target's Exchange before it queues the handler: if we see the word
+        // still set (and send nothing), the target has not cleared it yet, so the handler starts after that clear and
+        // sees our writes (store-buffer litmus). While a request is pending the line stays in this core's cache (the
+        // target writes it only when it clears it), so a coalesced call costs no line transfer.
+        if (Interlocked.CompareExchange(ref remote, 1, 0) != 0) return; // coalesced
         try
         {
             cpu.Send(s_scheduleRemote, this);
