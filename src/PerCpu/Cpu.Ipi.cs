@@ -130,27 +130,20 @@ public sealed partial class Cpu
 
     /// <summary>
     /// The common case of <see cref="SendFromCpu"/>, small enough to inline: a normal send to another CPU through a ring
-    /// that has room by the producer's own view, with tracing off, already listed for the end-of-pass flush, already
-    /// published early in this pass, and no batch to publish yet. Only writes the entry. Returns 0 (no sequence is 0)
-    /// when any of that does not hold; <see cref="SendFromCpu"/> then does the whole send.
+    /// that has room by the producer's own view, with tracing off. Returns 0 (no sequence is 0) when either does not
+    /// hold; <see cref="SendFromCpu"/> then does the whole send. A stream of sends within one pass stays here and only
+    /// writes entries: the ring is already published early and listed, and a batch is not yet full.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long TrySendFast(Cpu target, Action<object?, long> func, object? arg1, long arg2)
     {
         IpiRing? ring = _outgoing[target.Id]; // null for this CPU itself: a send to self is a direct call
-        if (ring == null || Trace != null) return 0;
-        ref ProducerCursor p = ref ring.P;
-        long w = p.WLocal;
-        if (w - p.RCache > ring.Capacity >> 1 || !p.Listed || p.EagerEpoch != _flushEpoch || w + 1 - ring.W.Value >= IpiRing.FlushBatch)
-            return 0;
-        ref IpiEntry slot = ref ring.Slots[(int)w & ring.Mask];
-        slot.Func = func;
-        slot.Arg1 = arg1;
-        slot.Arg2 = arg2;
-        p.WLocal = ++w;
-        p.Unwoken++;
+        if (ring == null || Trace != null || ring.UsedByProducerView > ring.Capacity >> 1) return 0;
+        long seq = ring.Write(func, arg1, arg2);
+        ring.P.Unwoken++;
         Counters.Sent++;
-        return w;
+        if (ring.P.EagerEpoch != _flushEpoch || !ring.P.Listed || seq - ring.W.Value >= IpiRing.FlushBatch) AfterWrite(ring, target, seq);
+        return seq;
     }
 
     /// <summary>The send path of a CPU thread (this = the source).</summary>
@@ -192,9 +185,19 @@ public sealed partial class Cpu
         long seq = ring.Write(func, arg1, arg2);
         if (kind == SendKind.Passive) Counters.Passive++;
         else ring.P.Unwoken++;
-        // Batched publication: publish at the end of this pass, or every FlushBatch messages. For latency, the first
-        // message of a pass to a ring is also published at once (flush epoch): a reply, or the first of a burst, does
-        // not wait for the end of a long function, and a stream of sends still costs one publication per batch.
+        AfterWrite(ring, target, seq);
+        Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
+        return seq;
+    }
+
+    /// <summary>
+    /// Batched publication, after an entry was written: publish at the end of this pass, or every FlushBatch messages.
+    /// For latency, the first message of a pass to a ring is also published at once (flush epoch): a reply, or the
+    /// first of a burst, does not wait for the end of a long function, and a stream of sends still costs one
+    /// publication per batch.
+    /// </summary>
+    private void AfterWrite(IpiRing ring, Cpu target, long seq)
+    {
         if (ring.P.EagerEpoch != _flushEpoch)
         {
             ring.P.EagerEpoch = _flushEpoch;
@@ -205,8 +208,6 @@ public sealed partial class Cpu
             if (!ring.P.Listed) ListForFlush(ring);
             if (seq - ring.W.Value >= IpiRing.FlushBatch) Flush(ring, target);
         }
-        Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
-        return seq;
     }
 
     /// <summary>Counts FlushAll calls (owner only): each pass may publish a ring early once, see SendFromCpu.</summary>

@@ -28,6 +28,8 @@ public class SingleThreadBenchmarks
     private Action _scheduleLoop = null!;
     private int _softRuns;
     private Exception? _error;
+    private CpuRuntime _manual = null!;
+    private SteppedPingPong _stepped = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -40,6 +42,8 @@ public class SingleThreadBenchmarks
         _invokeLoop = new InvokeSelfLoop(_cpu, () => _done = 1);
         _softInterrupt = _runtime.Establish(SoftLevel.Clock, static s => ((SingleThreadBenchmarks)s!).OnSoftInterrupt(), this);
         _scheduleLoop = ScheduleLoop;
+        _manual = CpuRuntime.StartManual(new CpuRuntimeOptions { CpuCount = 2 });
+        _stepped = new SteppedPingPong(_manual);
         // A function or handler that throws is caught by the runtime and the loop stops: end the spin and report it,
         // rather than spin forever.
         _runtime.UnhandledException += (_, e) =>
@@ -54,6 +58,7 @@ public class SingleThreadBenchmarks
     {
         _softInterrupt.Dispose();   // disestablish before the runtime goes (returns once the handler can never run again)
         _runtime.Dispose();
+        _manual.Dispose();
     }
 
     /// <summary>Send to the current CPU: the function is called at once (no ring).</summary>
@@ -78,6 +83,15 @@ public class SingleThreadBenchmarks
         RunOnCpu(_scheduleLoop);
         if (_softRuns != Ops) throw new InvalidOperationException($"Schedule + dispatch: expected {Ops} handler runs, got {_softRuns}");
     }
+
+    /// <summary>
+    /// One Send round trip between the two CPUs of a manual runtime (no threads), both stepped with RunOnce on this
+    /// thread: the library's own instructions for a ping-pong round trip (two sends, two drains, two dispatch passes,
+    /// plus RunOnce's own context switch), with no line crossing cores. What <c>percpu.pingpong.poll</c> costs beyond
+    /// this is the hardware's.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void RoundTripSteppedOnOneThread() => _stepped.Run(Ops);
 
     private void RunOnCpu(Action loop)
     {
@@ -167,6 +181,45 @@ public class SingleThreadBenchmarks
                 awaiter.GetResult();
             }
             _finished();
+        }
+    }
+
+    /// <summary>Request on CPU 1, reply on CPU 0, next request…; stepped by the benchmark thread.</summary>
+    private sealed class SteppedPingPong
+    {
+        private static readonly Action<object?, long> s_request = Request, s_reply = Reply;
+
+        private static void Request(object? o, long v) => ((SteppedPingPong)o!)._cpu0.Send(s_reply, o, v);
+
+        private static void Reply(object? o, long v)
+        {
+            var game = (SteppedPingPong)o!;
+            if (++game._count < game._target) game._cpu1.Send(s_request, game, v + 1);
+        }
+
+        private readonly Cpu _cpu0, _cpu1;
+        private readonly Action _kick;
+        private long _count, _target;
+
+        public SteppedPingPong(CpuRuntime runtime)
+        {
+            _cpu0 = runtime[0];
+            _cpu1 = runtime[1];
+            _kick = () => _cpu1.Send(s_request, this, 0);   // runs on CPU 0 (a posted task)
+        }
+
+        public void Run(long n)
+        {
+            _count = 0;
+            _target = n;
+            _cpu0.Post(_kick);
+            while (_count < n)
+            {
+                _cpu0.RunOnce();
+                _cpu1.RunOnce();
+            }
+            _cpu0.RunOnce(); // the last reply's pass, so that nothing is left for the next invocation
+            if (_count != n) throw new InvalidOperationException($"stepped ping-pong: expected {n} round trips, got {_count}");
         }
     }
 }
