@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using PerCpu.Diagnostics;
 using PerCpu.Dispatch;
 using PerCpu.Ipi;
@@ -80,25 +81,39 @@ public sealed partial class Cpu
     /// <summary>Owner-only local task queue.</summary>
     private readonly LocalTaskQueue _tasks = new();
 
-    /// <summary>Tasks the owner queued locally, and tasks it has finished (monotonic, owner writes; read at shutdown).</summary>
-    private long _localTasksPosted, _tasksRun;
-
     /// <summary>Outgoing rings by target id, created lazily by the owner and published with a release store.</summary>
     private readonly IpiRing?[] _outgoing;
 
     /// <summary>Rings with unpublished entries (owner only).</summary>
     private IpiRing[] _flushList;
-    private int _flushCount;
 
-    /// <summary>Sequence of direct calls to self (owner only): what <see cref="Send(Action{object?, long}, object?, long)"/> returns for self.</summary>
-    private long _selfSeq;
-
-    /// <summary>Waits (full ring, WaitFor) on this thread's stack; a send made inside one may fill the ring further.</summary>
-    private int _waitDepth;
     internal const int MaxWaitDepth = 16;
 
-    /// <summary>After a tick found nothing to do, sleep again without spinning first (owner only).</summary>
-    private bool _skipSpin;
+    /// <summary>
+    /// The owner's hot counters and flags, written every pass or every message, on lines of their own: senders read
+    /// this object's other fields (<see cref="Id"/>, the mask and state references) on every send, and must not miss
+    /// on a line that the owner has just written.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 192)]
+    private struct OwnerState
+    {
+        /// <summary>Counts FlushAll calls: each pass may publish a ring early once, see SendFromCpu.</summary>
+        [FieldOffset(64)] public long FlushEpoch;
+        /// <summary>Sequence of direct calls to self: what Send returns for self.</summary>
+        [FieldOffset(72)] public long SelfSeq;
+        /// <summary>Tasks queued locally, and tasks finished (monotonic; read at shutdown by the disposing thread).</summary>
+        [FieldOffset(80)] public long LocalTasksPosted;
+        [FieldOffset(88)] public long TasksRun;
+        /// <summary>Entries in the flush list.</summary>
+        [FieldOffset(96)] public int FlushCount;
+        /// <summary>Waits (full ring, WaitFor) on this thread's stack; a send made inside one may fill the ring further.</summary>
+        [FieldOffset(100)] public int WaitDepth;
+        /// <summary>After a tick found nothing to do, sleep again without spinning first.</summary>
+        [FieldOffset(104)] public bool SkipSpin;
+    }
+
+    /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
+    private OwnerState _own;
 
     /// <summary>Set by the runtime once everything accepted has run; the loop then exits.</summary>
     private volatile bool _stopRequested;
@@ -129,6 +144,7 @@ public sealed partial class Cpu
         _syncContext = new CpuSynchronizationContext(this);
         TaskSchedulerCore = new CpuTaskScheduler(this);
         _state.Value = StateAwake;
+        _own.FlushEpoch = 1;
     }
 
     /// <summary>A snapshot of this CPU's IPI statistics since the last <see cref="CpuRuntime.ResetStatistics"/>.</summary>
@@ -161,7 +177,7 @@ public sealed partial class Cpu
             {
                 // After a pass that did work, Idle's first look (HasWork) is a cheaper way to learn whether there is
                 // more than a second pass would be.
-                if (RunPass()) _skipSpin = false;
+                if (RunPass()) _own.SkipSpin = false;
                 else if (_stopRequested) break;
                 Idle();
             }
@@ -244,7 +260,7 @@ public sealed partial class Cpu
                 ReportException(e, ExternalSource);
             }
             n++;
-            _tasksRun++;
+            _own.TasksRun++;
         }
         return n > 0;
     }
@@ -389,7 +405,7 @@ public sealed partial class Cpu
             return;
         }
         if (HasWork()) return;
-        if (!_skipSpin && _shared.IdleSpinTicks > 0)
+        if (!_own.SkipSpin && _shared.IdleSpinTicks > 0)
         {
             // The clock is read from the 64th pause on: a reply that comes sooner (a ping-pong) costs no clock read.
             long until = 0;
@@ -420,12 +436,12 @@ public sealed partial class Cpu
         _parker.Park(options.TickInterval);
         if (Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
-            _skipSpin = true; // the tick woke us, not a sender
+            _own.SkipSpin = true; // the tick woke us, not a sender
         }
         else
         {
             Counters.WakesReceived++;
-            _skipSpin = false;
+            _own.SkipSpin = false;
         }
     }
 
@@ -498,7 +514,7 @@ public sealed partial class Cpu
         if (t_current == this)
         {
             _tasks.Enqueue(item);
-            _localTasksPosted++;
+            _own.LocalTasksPosted++;
             return;
         }
         // Counted before it becomes visible: the shutdown check relies on "accepted" never trailing "finished".

@@ -30,8 +30,11 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         public volatile bool Disposing;
         /// <summary>Set once the CPU threads have exited.</summary>
         public volatile bool Stopped;
-        /// <summary>Outside calls between their disposal check and their enqueue (any thread, atomics).</summary>
-        private int _outsideCalls;
+        /// <summary>
+        /// Outside calls between their disposal check and their enqueue (any thread, atomics). On a line of its own:
+        /// every outside call writes it twice, and the CPU threads read this object's other fields on every pass.
+        /// </summary>
+        private Ipi.PaddedLong _outsideCalls;
 
         public CpuStatistics Baseline(int id) => Volatile.Read(ref Baselines)[id];
 
@@ -39,17 +42,17 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         {
             // Full fence (Interlocked) before the check; Dispose does the mirror image, so either we see Disposing
             // or Dispose sees us and waits until our message is in the inbox.
-            Interlocked.Increment(ref _outsideCalls);
+            Interlocked.Increment(ref _outsideCalls.Value);
             if (Disposing)
             {
-                Interlocked.Decrement(ref _outsideCalls);
+                Interlocked.Decrement(ref _outsideCalls.Value);
                 throw new ObjectDisposedException(nameof(CpuRuntime), "The CpuRuntime is disposed (or being disposed) and accepts no new calls from outside its CPUs.");
             }
         }
 
-        public void ExitOutsideCall() => Interlocked.Decrement(ref _outsideCalls);
+        public void ExitOutsideCall() => Interlocked.Decrement(ref _outsideCalls.Value);
 
-        public bool OutsideCallsInFlight => Volatile.Read(ref _outsideCalls) != 0;
+        public bool OutsideCallsInFlight => Volatile.Read(ref _outsideCalls.Value) != 0;
     }
 
     private readonly Shared _shared;
