@@ -142,7 +142,7 @@ public sealed partial class Cpu
         long seq = ring.Write(func, arg1, arg2);
         ring.P.Unwoken++;
         Counters.Sent++;
-        if (ring.P.EagerEpoch != _own.FlushEpoch || !ring.P.Listed || seq - ring.W.Value >= IpiRing.FlushBatch) AfterWrite(ring, target, seq);
+        if (ring.P.EagerEpoch != Own.FlushEpoch || !ring.P.Listed || seq - ring.W.Value >= IpiRing.FlushBatch) AfterWrite(ring, target, seq);
         return seq;
     }
 
@@ -155,10 +155,10 @@ public sealed partial class Cpu
         {
             // Seed: a send to the current CPU calls the function directly.
             if (kind == SendKind.Passive) Counters.Passive++;
-            _own.SelfSeq++;
+            Own.SelfSeq++;
             Invoke(func, arg1, arg2, Id);
             Trace?.Record(TraceEvent.SendEnd, Id, Id, func, arg2);
-            return _own.SelfSeq;
+            return Own.SelfSeq;
         }
 
         IpiRing ring = _outgoing[target.Id] ?? CreateRing(target.Id);
@@ -177,7 +177,7 @@ public sealed partial class Cpu
         {
             // Seed: do not let the FIFO fill; past half full, drain our own queue until it falls to a quarter.
             // A send made while this thread already waits may fill it nearly to capacity (DragonFly 2016).
-            long high = _own.WaitDepth == 0 ? ring.Capacity / 2 : ring.Capacity - 3;
+            long high = Own.WaitDepth == 0 ? ring.Capacity / 2 : ring.Capacity - 3;
             if (ring.UsedByProducerView > high && ring.P.WLocal - ring.RefreshReadIndex() > high)
                 WaitForRoom(ring, target);
         }
@@ -198,9 +198,9 @@ public sealed partial class Cpu
     /// </summary>
     private void AfterWrite(IpiRing ring, Cpu target, long seq)
     {
-        if (ring.P.EagerEpoch != _own.FlushEpoch)
+        if (ring.P.EagerEpoch != Own.FlushEpoch)
         {
-            ring.P.EagerEpoch = _own.FlushEpoch;
+            ring.P.EagerEpoch = Own.FlushEpoch;
             Flush(ring, target); // everything is published: the ring joins the flush list only if more follows
         }
         else
@@ -220,8 +220,8 @@ public sealed partial class Cpu
 
     private void ListForFlush(IpiRing ring)
     {
-        if (_own.FlushCount == _flushList.Length) Array.Resize(ref _flushList, _flushList.Length * 2);
-        _flushList[_own.FlushCount++] = ring;
+        if (Own.FlushCount == _flushList.Length) Array.Resize(ref _flushList, _flushList.Length * 2);
+        _flushList[Own.FlushCount++] = ring;
         ring.P.Listed = true;
     }
 
@@ -249,22 +249,22 @@ public sealed partial class Cpu
     /// <summary>Publishes every ring with unpublished entries: end of pass, before parking, before any wait.</summary>
     internal void FlushAll()
     {
-        _own.FlushEpoch++;
+        Own.FlushEpoch++;
         IpiRing[] list = _flushList;
         Cpu[] cpus = _shared.Cpus;
-        for (int i = 0; i < _own.FlushCount; i++)
+        for (int i = 0; i < Own.FlushCount; i++)
         {
             IpiRing ring = list[i];
             ring.P.Listed = false;
             Flush(ring, cpus[ring.Target]);
         }
-        _own.FlushCount = 0;
+        Own.FlushCount = 0;
     }
 
     private void WaitForRoom(IpiRing ring, Cpu target)
     {
         Counters.FifoFull++;
-        long low = _own.WaitDepth == 0 ? ring.Capacity / 4 : ring.Capacity - 4;
+        long low = Own.WaitDepth == 0 ? ring.Capacity / 4 : ring.Capacity - 4;
         var room = new RingHasRoom(ring, low);
         WaitUntil(ref room, target, WaitReason.RingRoom, 0);
     }
@@ -289,9 +289,9 @@ public sealed partial class Cpu
         }
         if (self == this)
         {
-            if (sequence > _own.SelfSeq)
+            if (sequence > Own.SelfSeq)
                 throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
-                    $"CPU {Id} cannot wait for its own future sequence {sequence} (it has called itself {_own.SelfSeq} times): a send to the current CPU runs at once, so a later sequence would never come.");
+                    $"CPU {Id} cannot wait for its own future sequence {sequence} (it has called itself {Own.SelfSeq} times): a send to the current CPU runs at once, so a later sequence would never come.");
             return;
         }
         IpiRing? ring = self._outgoing[Id];
@@ -353,11 +353,11 @@ public sealed partial class Cpu
 
     internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, WaitReason reason, long detail, string? what = null) where TCondition : struct, IWaitCondition
     {
-        if (_own.WaitDepth >= MaxWaitDepth)
+        if (Own.WaitDepth >= MaxWaitDepth)
             throw new InvalidOperationException(
                 $"CPU {Id} is already waiting {MaxWaitDepth} levels deep (functions that send into full rings while draining): " +
                 "send less from inside IPI functions, or use TrySend / Post to break the chain.");
-        _own.WaitDepth++;
+        Own.WaitDepth++;
         try
         {
             FlushAll();
@@ -377,7 +377,7 @@ public sealed partial class Cpu
         }
         finally
         {
-            _own.WaitDepth--;
+            Own.WaitDepth--;
         }
     }
 
@@ -457,7 +457,7 @@ public sealed partial class Cpu
     /// <summary>Messages this CPU's rings and inbox have accepted, and messages that have run, for the shutdown quiescence check.</summary>
     internal long AcceptedWork()
     {
-        long n = Inbox.EnqueuedCount + Volatile.Read(ref _own.LocalTasksPosted) + Volatile.Read(ref _remoteTasksPosted) + Volatile.Read(ref AsyncStarted);
+        long n = Inbox.EnqueuedCount + Volatile.Read(ref Own.LocalTasksPosted) + Volatile.Read(ref _remoteTasksPosted.Value) + Volatile.Read(ref Own.AsyncStarted);
         foreach (IpiRing? ring in _outgoing)
             if (ring != null) n += Volatile.Read(ref ring.P.WLocal);
         return n + AcceptedSoftInterruptWork() + AcceptedCpuSyncWork();
@@ -466,7 +466,7 @@ public sealed partial class Cpu
     /// <summary>The other half of <see cref="AcceptedWork"/>: what has finished (rings are counted on their source side).</summary>
     internal long FinishedWork()
     {
-        long n = Inbox.Executed + Volatile.Read(ref _own.TasksRun) + Volatile.Read(ref AsyncFinished);
+        long n = Inbox.Executed + Volatile.Read(ref Own.TasksRun) + Volatile.Read(ref Own.AsyncFinished);
         foreach (IpiRing? ring in _outgoing)
             if (ring != null) n += Volatile.Read(ref ring.X.XIndex);
         return n + FinishedSoftInterruptWork() + FinishedCpuSyncWork();

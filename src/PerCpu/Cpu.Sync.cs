@@ -51,7 +51,7 @@ public sealed partial class Cpu
             return true;
         }
         // Running: we are inside its function (a nested poll must neither re-run it nor wait for ourselves).
-        if (state != CpuSync.Held || _own.WaitDepth == 0 || _cpuSyncSpinning) return false;
+        if (state != CpuSync.Held || Own.WaitDepth == 0 || _cpuSyncSpinning) return false;
         HoldUntilReleased(sync);
         return true;
     }

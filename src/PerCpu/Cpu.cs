@@ -75,8 +75,8 @@ public sealed partial class Cpu
     /// <summary>Tasks and continuations posted by other threads; moved to <see cref="_tasks"/> by the owner.</summary>
     private readonly ConcurrentQueue<TaskItem> _remoteTasks = new();
 
-    /// <summary>Tasks posted by other threads (monotonic, any thread with atomics; read at shutdown).</summary>
-    private long _remoteTasksPosted;
+    /// <summary>Tasks posted by other threads (monotonic, any thread with atomics; read at shutdown). On a line of its own: posters write it, senders read this object.</summary>
+    private PaddedLong _remoteTasksPosted;
 
     /// <summary>Owner-only local task queue.</summary>
     private readonly LocalTaskQueue _tasks = new();
@@ -95,7 +95,7 @@ public sealed partial class Cpu
     /// on a line that the owner has just written.
     /// </summary>
     [StructLayout(LayoutKind.Explicit, Size = 192)]
-    private struct OwnerState
+    internal struct OwnerState
     {
         /// <summary>Counts FlushAll calls: each pass may publish a ring early once, see SendFromCpu.</summary>
         [FieldOffset(64)] public long FlushEpoch;
@@ -108,18 +108,18 @@ public sealed partial class Cpu
         [FieldOffset(96)] public int FlushCount;
         /// <summary>Waits (full ring, WaitFor) on this thread's stack; a send made inside one may fill the ring further.</summary>
         [FieldOffset(100)] public int WaitDepth;
+        /// <summary>Async functions started by InvokeAsync on this CPU, and finished (read at shutdown).</summary>
+        [FieldOffset(104)] public long AsyncStarted;
+        [FieldOffset(112)] public long AsyncFinished;
         /// <summary>After a tick found nothing to do, sleep again without spinning first.</summary>
-        [FieldOffset(104)] public bool SkipSpin;
+        [FieldOffset(120)] public bool SkipSpin;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
-    private OwnerState _own;
+    internal OwnerState Own;
 
     /// <summary>Set by the runtime once everything accepted has run; the loop then exits.</summary>
     private volatile bool _stopRequested;
-
-    /// <summary>Async functions started by <see cref="InvokeAsync{T}(Func{ValueTask{T}}, CancellationToken)"/> on this CPU, and finished (owner only).</summary>
-    internal long AsyncStarted, AsyncFinished;
 
     internal readonly CpuCounters Counters = new();
 
@@ -144,7 +144,7 @@ public sealed partial class Cpu
         _syncContext = new CpuSynchronizationContext(this);
         TaskSchedulerCore = new CpuTaskScheduler(this);
         _state.Value = StateAwake;
-        _own.FlushEpoch = 1;
+        Own.FlushEpoch = 1;
     }
 
     /// <summary>A snapshot of this CPU's IPI statistics since the last <see cref="CpuRuntime.ResetStatistics"/>.</summary>
@@ -177,7 +177,7 @@ public sealed partial class Cpu
             {
                 // After a pass that did work, Idle's first look (HasWork) is a cheaper way to learn whether there is
                 // more than a second pass would be.
-                if (RunPass()) _own.SkipSpin = false;
+                if (RunPass()) Own.SkipSpin = false;
                 else if (_stopRequested) break;
                 Idle();
             }
@@ -260,7 +260,7 @@ public sealed partial class Cpu
                 ReportException(e, ExternalSource);
             }
             n++;
-            _own.TasksRun++;
+            Own.TasksRun++;
         }
         return n > 0;
     }
@@ -405,7 +405,7 @@ public sealed partial class Cpu
             return;
         }
         if (HasWork()) return;
-        if (!_own.SkipSpin && _shared.IdleSpinTicks > 0)
+        if (!Own.SkipSpin && _shared.IdleSpinTicks > 0)
         {
             // The clock is read from the 64th pause on: a reply that comes sooner (a ping-pong) costs no clock read.
             long until = 0;
@@ -436,12 +436,12 @@ public sealed partial class Cpu
         _parker.Park(options.TickInterval);
         if (Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
-            _own.SkipSpin = true; // the tick woke us, not a sender
+            Own.SkipSpin = true; // the tick woke us, not a sender
         }
         else
         {
             Counters.WakesReceived++;
-            _own.SkipSpin = false;
+            Own.SkipSpin = false;
         }
     }
 
@@ -514,11 +514,11 @@ public sealed partial class Cpu
         if (t_current == this)
         {
             _tasks.Enqueue(item);
-            _own.LocalTasksPosted++;
+            Own.LocalTasksPosted++;
             return;
         }
         // Counted before it becomes visible: the shutdown check relies on "accepted" never trailing "finished".
-        Interlocked.Increment(ref _remoteTasksPosted);
+        Interlocked.Increment(ref _remoteTasksPosted.Value);
         _remoteTasks.Enqueue(item);
         if (_shared.Stopped)
         {

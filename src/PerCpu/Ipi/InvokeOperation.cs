@@ -155,7 +155,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
                     if (!task.IsCompleted)
                     {
                         // Resume on this CPU (its SynchronizationContext is current), then deliver.
-                        _target!.AsyncStarted++;
+                        _target!.Own.AsyncStarted++;
                         _innerAwaiter = task.ConfigureAwait(true).GetAwaiter();
                         _innerAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
                         return;
@@ -168,7 +168,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
                     ValueTask task = ((Func<ValueTask>)_func!)();
                     if (!task.IsCompleted)
                     {
-                        _target!.AsyncStarted++;
+                        _target!.Own.AsyncStarted++;
                         _innerVoidAwaiter = task.ConfigureAwait(true).GetAwaiter();
                         _innerVoidAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
                         return;
@@ -200,7 +200,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         _innerVoidAwaiter = default;
         Deliver();
         // Counted after Deliver: the reply (an IPI) is accepted before this operation stops counting as in flight.
-        Cpu.Current!.AsyncFinished++;
+        Cpu.Current!.Own.AsyncFinished++;
     }
 
     /// <summary>On the target: hands the outcome to the caller's side.</summary>
