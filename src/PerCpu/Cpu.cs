@@ -275,7 +275,6 @@ public sealed partial class Cpu
     {
         bool any = false;
         PaddedLong[] mask = _ipiMask;
-        IpiRing?[][] matrix = _shared.Outgoing;
         for (int w = 0; w < mask.Length; w++)
         {
             long bits = Volatile.Read(ref mask[w].Value);
@@ -294,9 +293,7 @@ public sealed partial class Cpu
                 }
                 else
                 {
-                    // Acquire: the ring was published (release) before the bit was set.
-                    IpiRing ring = Volatile.Read(ref matrix[source][Id])!;
-                    any |= ring.Drain(this) > 0;
+                    any |= IncomingRing(source).Drain(this) > 0;
                 }
             }
         }
@@ -316,11 +313,16 @@ public sealed partial class Cpu
         return any;
     }
 
+    /// <summary>
+    /// The ring from <paramref name="source"/> to this CPU; only for a source whose mask bit was seen set. Acquire:
+    /// the source built and published the ring (release) before it set the bit.
+    /// </summary>
+    private IpiRing IncomingRing(int source) => Volatile.Read(ref _shared.Outgoing[source][Id])!;
+
     /// <summary>True if a pass would find something to do. Cheap: called in the idle spin.</summary>
     private bool HasWork()
     {
         PaddedLong[] mask = _ipiMask;
-        IpiRing?[][] matrix = _shared.Outgoing;
         for (int w = 0; w < mask.Length; w++)
         {
             long bits = Volatile.Read(ref mask[w].Value);
@@ -331,7 +333,7 @@ public sealed partial class Cpu
                 int source = (w << 6) + b;
                 // A set ring bit only says the source has sent since we last parked: look at its write index (a
                 // read of a line the producer writes only when it publishes, so a cache hit while nothing is new).
-                if (source == _externalBit || Volatile.Read(ref matrix[source][Id])!.HasPublishedWork) return true;
+                if (source == _externalBit || IncomingRing(source).HasPublishedWork) return true;
             }
         }
         // A held CPU (cpusync) runs no tasks or soft interrupts: pending ones must not keep it from idling.
@@ -361,7 +363,6 @@ public sealed partial class Cpu
     private bool RecheckClearedRings()
     {
         PaddedLong[] mask = _ipiMask;
-        IpiRing?[][] matrix = _shared.Outgoing;
         long[] cleared = _clearedBits;
         bool any = false;
         for (int w = 0; w < cleared.Length; w++)
@@ -371,7 +372,7 @@ public sealed partial class Cpu
             {
                 int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
                 bits &= bits - 1;
-                if (Volatile.Read(ref matrix[(w << 6) + b][Id])!.HasPublishedWork) again |= 1L << b;
+                if (IncomingRing((w << 6) + b).HasPublishedWork) again |= 1L << b;
             }
             if (again != 0)
             {
@@ -480,7 +481,7 @@ public sealed partial class Cpu
     {
         ref long word = ref _ipiMask[source >> 6].Value;
         long bit = 1L << (source & 63);
-        if ((Volatile.Read(ref word) & bit) == 0) Interlocked.Or(ref word, bit);
+        if ((Volatile.Read(ref word) & bit) == 0) RaiseIpiBit(source);
     }
 
     // ------------------------------------------------------------------ running user code
