@@ -68,4 +68,10 @@ public sealed partial class Cpu
         InvokeOperation<VoidResult> op = InvokeOperation<VoidResult>.Start(this, func, kind, cancellationToken, out short version);
         return new ValueTask(op, version);
     }
+
+    /// <summary>An async function given to InvokeAsync is in flight on this CPU (owner only; release: see <see cref="AcceptedWork"/>).</summary>
+    internal void CountAsyncStarted() => Volatile.Write(ref Own.AsyncStarted, Own.AsyncStarted + 1);
+
+    /// <summary>That function has completed and its outcome is on its way (owner only; release, after the reply was accepted).</summary>
+    internal void CountAsyncFinished() => Volatile.Write(ref Own.AsyncFinished, Own.AsyncFinished + 1);
 }

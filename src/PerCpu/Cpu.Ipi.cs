@@ -9,7 +9,7 @@ namespace PerCpu;
 // Sending IPIs: lwkt_send_ipiq3 and its passive / nowait variants, sequence waits, and the flush of batched rings.
 public sealed partial class Cpu
 {
-    private enum SendKind { Normal, Passive, NoWait }
+    internal enum SendKind { Normal, Passive, NoWait }
 
     /// <summary>
     /// Runs <paramref name="func"/>(<paramref name="arg1"/>, <paramref name="arg2"/>) on this CPU (seed:
@@ -124,21 +124,21 @@ public sealed partial class Cpu
         return SendFromOutside(func, arg1, arg2, kind);
     }
 
-    private InvalidOperationException ForeignCpu(Cpu self) => new(
+    internal InvalidOperationException ForeignCpu(Cpu self) => new(
         $"CPU {self.Id} of another CpuRuntime cannot send to CPU {Id} of this one: a CPU thread must never block on a " +
         "foreign runtime's queue. Send from a thread that is not a CPU (for example with Task.Run), or keep the work in one runtime.");
 
     /// <summary>
     /// The common case of <see cref="SendFromCpu"/>, small enough to inline: a normal send to another CPU through a ring
-    /// that has room by the producer's own view, with tracing off. Returns 0 (no sequence is 0) when either does not
-    /// hold; <see cref="SendFromCpu"/> then does the whole send. A stream of sends within one pass stays here and only
-    /// writes entries: the ring is already published early and listed, and a batch is not yet full.
+    /// that has room by the producer's own view and nothing overflowed, with tracing off. Returns 0 (no sequence is 0)
+    /// when any of that does not hold; <see cref="SendFromCpu"/> then does the whole send. A stream of sends within one
+    /// pass stays here and only writes entries: the ring is already published early and listed, and a batch is not yet full.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long TrySendFast(Cpu target, Action<object?, long> func, object? arg1, long arg2)
     {
         IpiRing? ring = _outgoing[target.Id]; // null for this CPU itself: a send to self is a direct call
-        if (ring == null || Trace != null || ring.UsedByProducerView > ring.Capacity >> 1) return 0;
+        if (ring == null || Trace != null || ring.UsedByProducerView > ring.Capacity >> 1 || ring.OverflowCount != 0) return 0;
         long seq = ring.Write(func, arg1, arg2);
         ring.P.Unwoken++;
         Counters.Sent++;
@@ -146,7 +146,28 @@ public sealed partial class Cpu
         return seq;
     }
 
-    /// <summary>The send path of a CPU thread (this = the source).</summary>
+    /// <summary>
+    /// The send path of a CPU thread (this = the source).
+    /// <para>
+    /// Room (seed: <c>lwkt_send_ipiq3</c>): a send made at the top of the loop does not let the ring pass half full; it
+    /// waits for the ring to fall to a quarter, running meanwhile only what a cycle of waits needs (see
+    /// <see cref="WaitUntil{TCondition}(ref TCondition, Cpu, WaitReason, long, string?)"/>). A send made by a function
+    /// that runs inside such a wait never waits itself (issue 11 A: nesting waits, once bounded by a depth that threw,
+    /// lost messages): it fills the ring nearly to capacity (DragonFly 2016) and past that joins the ring's overflow,
+    /// which moves into the ring, in order, as room appears (every <see cref="FlushAll"/>).
+    /// </para>
+    /// <para>
+    /// Why the overflow is bounded: it only grows inside a wait, by what the functions run there send. A wait runs
+    /// everything incoming only while the CPU's overflows hold fewer than FifoCapacity messages, and one turn of its
+    /// loop runs at most what was published to it then (an inbox and a ring per source); past that it runs only the
+    /// ring of the CPU that closes a cycle of waits with it (a CPU outside such a cycle makes progress on its own).
+    /// The members of a cycle run nothing else until it breaks, so the messages among them are those already in their
+    /// rings and overflows plus what the functions they run send: for functions that send at most k messages each,
+    /// a CPU's overflows hold at most FifoCapacity + k × (InboxCapacity + (CpuCount − 1) × FifoCapacity) per level of
+    /// nested wait, plus, in a cycle of forwarding functions (k = 1), nothing more: the total in a cycle never grows.
+    /// Functions that send more than they receive around a cycle make the program's own work unbounded.
+    /// </para>
+    /// </summary>
     private long SendFromCpu(Cpu target, Action<object?, long> func, object? arg1, long arg2, SendKind kind)
     {
         Counters.Sent++;
@@ -165,21 +186,23 @@ public sealed partial class Cpu
         if (kind == SendKind.NoWait)
         {
             long limit = ring.Capacity * 2 / 3;
-            if (ring.UsedByProducerView >= limit && ring.P.WLocal - ring.RefreshReadIndex() >= limit)
+            if (ring.OverflowCount != 0 || (ring.UsedByProducerView >= limit && ring.P.WLocal - ring.RefreshReadIndex() >= limit))
             {
                 Counters.SendFailed++;
                 Trace?.Record(TraceEvent.SendFail, Id, target.Id, func, arg2);
                 Flush(ring, target); // the target may not have seen what fills the ring yet
+                WakeFor(target); // it may hold only passive entries: a refused sender wants it to make room
                 return 0;
             }
         }
         else
         {
-            // Seed: do not let the FIFO fill; past half full, drain our own queue until it falls to a quarter.
-            // A send made while this thread already waits may fill it nearly to capacity (DragonFly 2016).
             long high = Own.WaitDepth == 0 ? ring.Capacity / 2 : ring.Capacity - 3;
-            if (ring.UsedByProducerView > high && ring.P.WLocal - ring.RefreshReadIndex() > high)
+            if (ring.OverflowCount != 0 || (ring.UsedByProducerView > high && ring.P.WLocal - ring.RefreshReadIndex() > high))
+            {
+                if (Own.WaitDepth > 0) return SendToOverflow(ring, target, func, arg1, arg2, kind);
                 WaitForRoom(ring, target);
+            }
         }
 
         long seq = ring.Write(func, arg1, arg2);
@@ -188,6 +211,36 @@ public sealed partial class Cpu
         AfterWrite(ring, target, seq);
         Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
         return seq;
+    }
+
+    /// <summary>A send made inside a wait, to a ring without room: accepted into the ring's overflow (see <see cref="SendFromCpu"/>).</summary>
+    private long SendToOverflow(IpiRing ring, Cpu target, Action<object?, long> func, object? arg1, long arg2, SendKind kind)
+    {
+        Counters.FifoFull++;
+        if (ring.OverflowCount == 0)
+        {
+            if (Own.OverflowCount == _overflowing.Length) Array.Resize(ref _overflowing, _overflowing.Length * 2);
+            _overflowing[Own.OverflowCount++] = ring;
+        }
+        long seq = ring.AppendOverflow(func, arg1, arg2);
+        Own.OverflowEntries++;
+        if (kind == SendKind.Passive) Counters.Passive++;
+        else ring.P.Unwoken++;
+        // The ring is full: make sure the target sees it and is awake to make room.
+        Flush(ring, target);
+        WakeFor(target);
+        Trace?.Record(TraceEvent.SendEnd, Id, target.Id, func, arg2);
+        return seq;
+    }
+
+    /// <summary>Wakes <paramref name="target"/> if it is parked (a sender that needs it to make progress), counting the wake.</summary>
+    private void WakeFor(Cpu target)
+    {
+        if (target.TryWake())
+        {
+            Counters.WakesSent++;
+            Trace?.Record(TraceEvent.CpuSend, Id, target.Id, null, 0);
+        }
     }
 
     /// <summary>
@@ -246,9 +299,13 @@ public sealed partial class Cpu
         }
     }
 
-    /// <summary>Publishes every ring with unpublished entries: end of pass, before parking, before any wait.</summary>
+    /// <summary>
+    /// Publishes every ring with unpublished entries, after moving what overflowed into rings that have room again:
+    /// end of pass, before parking, in every turn of a wait.
+    /// </summary>
     internal void FlushAll()
     {
+        if (Own.OverflowCount != 0) MoveOverflows();
         Own.FlushEpoch++;
         IpiRing[] list = _flushList;
         Cpu[] cpus = _shared.Cpus;
@@ -261,11 +318,36 @@ public sealed partial class Cpu
         Own.FlushCount = 0;
     }
 
+    /// <summary>Moves overflowed messages into their rings where there is room; a ring whose overflow empties leaves the list.</summary>
+    private void MoveOverflows()
+    {
+        IpiRing[] rings = _overflowing;
+        for (int i = 0; i < Own.OverflowCount;)
+        {
+            IpiRing ring = rings[i];
+            bool empty = ring.MoveOverflow(out int moved);
+            Own.OverflowEntries -= moved;
+            if (moved != 0 && !ring.P.Listed) ListForFlush(ring);
+            if (empty)
+            {
+                rings[i] = rings[--Own.OverflowCount];
+                rings[Own.OverflowCount] = null!;
+            }
+            else
+            {
+                i++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A top-level send found the ring past half full (or messages waiting in its overflow): wait until the overflow
+    /// has moved into the ring and the ring is down to a quarter (seed: drain until the FIFO falls to a quarter).
+    /// </summary>
     private void WaitForRoom(IpiRing ring, Cpu target)
     {
         Counters.FifoFull++;
-        long low = Own.WaitDepth == 0 ? ring.Capacity / 4 : ring.Capacity - 4;
-        var room = new RingHasRoom(ring, low);
+        var room = new RingHasRoom(ring, ring.Capacity / 4);
         WaitUntil(ref room, target, WaitReason.RingRoom, 0);
     }
 
@@ -295,7 +377,7 @@ public sealed partial class Cpu
             return;
         }
         IpiRing? ring = self._outgoing[Id];
-        long written = ring?.P.WLocal ?? 0;
+        long written = ring?.P.Accepted ?? 0;
         if (sequence > written)
             throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
                 $"CPU {self.Id} has sent only {written} messages to CPU {Id}; wait for a sequence returned by Send.");
@@ -330,8 +412,8 @@ public sealed partial class Cpu
 
     private readonly struct RingHasRoom(IpiRing ring, long low) : IWaitCondition
     {
-        public bool IsMet => ring.P.WLocal - ring.RefreshReadIndex() <= low;
-        public long Lag => ring.P.WLocal - ring.P.RCache - low;
+        public bool IsMet => ring.OverflowCount == 0 && ring.P.WLocal - ring.RefreshReadIndex() <= low;
+        public long Lag => ring.P.WLocal - ring.P.RCache + ring.OverflowCount - low;
     }
 
     private readonly struct RingExecuted(IpiRing ring, long sequence) : IWaitCondition
@@ -340,34 +422,59 @@ public sealed partial class Cpu
         public long Lag => sequence - Volatile.Read(ref ring.X.XIndex);
     }
 
-    /// <summary>
-    /// The seed's wait loop: publish what we sent, then until the condition holds process our own incoming IPIs (the
-    /// CPU we wait for may itself be waiting on us) and pause. Warns once per <see cref="CpuRuntimeOptions.WaitWarning"/>,
-    /// gives up after <see cref="CpuRuntimeOptions.WaitTimeout"/> (the kernel panics; a library must not).
-    /// </summary>
     internal enum WaitReason { RingRoom, Sequence, InboxSequence, Custom }
+
+    /// <summary>Waits nested deeper than this run nothing while they wait (only flush and wake): the stack stays bounded.</summary>
+    internal const int MaxDrainDepth = 32;
+
+    /// <summary>
+    /// The CPU this one waits on, plus one (0: not waiting). Written by the owner when a wait starts and ends (the
+    /// innermost wait's target); read by other waiting CPUs to find cycles of waits (<see cref="CyclePredecessor"/>).
+    /// On a line of its own: senders read this object on every send.
+    /// </summary>
+    private PaddedLong _waitingOn;
 
     /// <summary>As the other overload, with a description for the warning and the timeout (keep it a constant on hot paths).</summary>
     internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, string what) where TCondition : struct, IWaitCondition
         => WaitUntil(ref condition, target, WaitReason.Custom, 0, what);
 
+    /// <summary>
+    /// The seed's wait loop: publish what we sent, then until the condition holds keep the CPUs that may be waiting on
+    /// us going, wake the target if it sleeps (it may hold only passive messages, which wake nobody), and pause. Warns
+    /// once per <see cref="CpuRuntimeOptions.WaitWarning"/>, gives up after <see cref="CpuRuntimeOptions.WaitTimeout"/>
+    /// (the kernel panics; a library must not).
+    /// <para>
+    /// What runs while waiting (issue 11 A): everything incoming (rings, inbox, cpusync requests), as long as this
+    /// CPU's overflows hold fewer than <see cref="CpuRuntimeOptions.FifoCapacity"/> messages: another CPU, or an outside
+    /// cpusync master, may need us to run its messages before what we wait for can happen. Past that, only the ring
+    /// of the CPU that closes a cycle of waits through us (we wait on the target, the target on another … on a CPU
+    /// that waits on us): that is the one way waits among CPUs can deadlock, and running that CPU's messages breaks
+    /// the cycle, while running anything else would let a flood through the very CPU that is out of room (each
+    /// message run here may send to the full ring, into its overflow). A cpusync wait always runs everything: claims
+    /// and acknowledgements can come from any master, and such waits are short.
+    /// </para>
+    /// </summary>
     internal void WaitUntil<TCondition>(ref TCondition condition, Cpu target, WaitReason reason, long detail, string? what = null) where TCondition : struct, IWaitCondition
     {
-        if (Own.WaitDepth >= MaxWaitDepth)
-            throw new InvalidOperationException(
-                $"CPU {Id} is already waiting {MaxWaitDepth} levels deep (functions that send into full rings while draining): " +
-                "send less from inside IPI functions, or use TrySend / Post to break the chain.");
+        long previous = _waitingOn.Value;
         Own.WaitDepth++;
+        Volatile.Write(ref _waitingOn.Value, target.Id + 1);
         try
         {
             FlushAll();
             if (condition.IsMet) return;
+            bool drain = Own.WaitDepth <= MaxDrainDepth;
             long start = Stopwatch.GetTimestamp();
             bool warned = false;
             for (int spins = 1; !condition.IsMet; spins++)
             {
-                ProcessIpis();
+                if (drain)
+                {
+                    if (reason == WaitReason.Custom || Own.OverflowEntries < _shared.Options.FifoCapacity) ProcessIpis();
+                    else DrainWaitCycle(target);
+                }
                 FlushAll();
+                if (target != this) WakeFor(target);
                 // Spin; past a while, also yield the core now and then: when CPUs outnumber cores (or the host
                 // descheduled a vCPU) the CPU we wait for may need this very core to make progress.
                 if (spins < 256 || (spins & 15) != 0) Spin.Pause();
@@ -378,7 +485,38 @@ public sealed partial class Cpu
         finally
         {
             Own.WaitDepth--;
+            Volatile.Write(ref _waitingOn.Value, previous);
         }
+    }
+
+    /// <summary>
+    /// In a wait on <paramref name="target"/>: if following the waits from the target leads back to this CPU, drain
+    /// the ring of the CPU that waits on us to close that cycle; and poll the cpusync slot (a release may arrive).
+    /// </summary>
+    private void DrainWaitCycle(Cpu target)
+    {
+        Cpu? predecessor = CyclePredecessor(target);
+        if (predecessor != null && Volatile.Read(ref _shared.Outgoing[predecessor.Id][Id]) is { } ring) ring.Drain(this);
+        ProcessCpuSyncQueue();
+    }
+
+    /// <summary>
+    /// Follows the waits from <paramref name="target"/> (each waiting CPU's innermost wait); returns the CPU whose wait
+    /// is on this one if the chain comes back here, else null. Racy reads: a wrong answer costs one turn of the wait
+    /// loop, which asks again; a real cycle is stable (its members wait until it breaks), so it is always found.
+    /// </summary>
+    private Cpu? CyclePredecessor(Cpu target)
+    {
+        Cpu[] cpus = _shared.Cpus;
+        Cpu t = target;
+        for (int steps = 0; steps < cpus.Length; steps++)
+        {
+            long on = Volatile.Read(ref t._waitingOn.Value) - 1;
+            if (on < 0) return null;
+            if (on == Id) return t;
+            t = cpus[on];
+        }
+        return null;
     }
 
     /// <summary>Warns, then times out, a wait on this CPU (this = the CPU waited for). Builds strings only when it reports.</summary>
@@ -420,33 +558,7 @@ public sealed partial class Cpu
         shared.EnterOutsideCall(); // throws ObjectDisposedException once disposal has begun
         try
         {
-            Diagnostics.CpuCounters external = shared.External;
-            // Like the seed's ipiq_count (and the CPU path): every call counts, refused ones included.
-            Interlocked.Increment(ref external.Sent);
-            long ticket = Inbox.TryEnqueue(func, arg1, arg2);
-            if (ticket == 0)
-            {
-                if (kind == SendKind.NoWait)
-                {
-                    Interlocked.Increment(ref external.SendFailed);
-                    return 0;
-                }
-                Interlocked.Increment(ref external.FifoFull);
-                long deadline = Environment.TickCount64 + (long)shared.Options.WaitTimeout.TotalMilliseconds;
-                while ((ticket = Inbox.TryEnqueue(func, arg1, arg2)) == 0)
-                {
-                    if (!Inbox.WaitForRoom(deadline))
-                        throw new TimeoutException(
-                            $"CPU {Id}'s inbox stayed full for {shared.Options.WaitTimeout.TotalSeconds:F1} s: CPU {Id} is probably stuck in a long-running function. " +
-                            "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
-                }
-            }
-            // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
-            RaiseIpiBit(_externalBit);
-            if (kind == SendKind.Passive) Interlocked.Increment(ref external.Passive);
-            else if (TryWake()) Interlocked.Increment(ref external.WakesSent);
-            else Interlocked.Increment(ref external.Avoided);
-            return ticket;
+            return SendFromOutsideEntered(func, arg1, arg2, kind);
         }
         finally
         {
@@ -454,19 +566,66 @@ public sealed partial class Cpu
         }
     }
 
-    /// <summary>Messages this CPU's rings and inbox have accepted, and messages that have run, for the shutdown quiescence check.</summary>
+    /// <summary>A normal send from a thread that is not a CPU, for a caller that has entered the outside-call fence itself (one fence for a whole broadcast).</summary>
+    internal long SendOutsideEntered(Action<object?, long> func, object? arg1, long arg2) => SendFromOutsideEntered(func, arg1, arg2, SendKind.Normal);
+
+    private long SendFromOutsideEntered(Action<object?, long> func, object? arg1, long arg2, SendKind kind)
+    {
+        CpuRuntime.Shared shared = _shared;
+        Diagnostics.CpuCounters external = shared.External;
+        // Like the seed's ipiq_count (and the CPU path): every call counts, refused ones included.
+        Interlocked.Increment(ref external.Sent);
+        long ticket = Inbox.TryEnqueue(func, arg1, arg2);
+        if (ticket == 0)
+        {
+            // The inbox may be full of passive entries, which wake nobody: a refused or waiting sender wakes the CPU
+            // so that it makes room (issue 11 item 2). Interlocked.Or orders our look at its state after its entries.
+            RaiseIpiBit(_externalBit);
+            if (TryWake()) Interlocked.Increment(ref external.WakesSent);
+            if (kind == SendKind.NoWait)
+            {
+                Interlocked.Increment(ref external.SendFailed);
+                return 0;
+            }
+            Interlocked.Increment(ref external.FifoFull);
+            long deadline = Environment.TickCount64 + (long)shared.Options.WaitTimeout.TotalMilliseconds;
+            while ((ticket = Inbox.TryEnqueue(func, arg1, arg2)) == 0)
+            {
+                if (!Inbox.WaitForRoom(deadline))
+                    throw new TimeoutException(
+                        $"CPU {Id}'s inbox stayed full for {shared.Options.WaitTimeout.TotalSeconds:F1} s: CPU {Id} is probably stuck in a long-running function. " +
+                        "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
+            }
+        }
+        // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
+        RaiseIpiBit(_externalBit);
+        if (kind == SendKind.Passive) Interlocked.Increment(ref external.Passive);
+        else if (TryWake()) Interlocked.Increment(ref external.WakesSent);
+        else Interlocked.Increment(ref external.Avoided);
+        return ticket;
+    }
+
+    /// <summary>
+    /// Work this CPU's rings (with their overflows), inbox and task queues have accepted, for the shutdown quiescence
+    /// check (<see cref="CpuRuntime.IsQuiescent"/>). Every term only grows, and each is counted before the work it
+    /// counts can run (a release store, or an interlocked claim).
+    /// </summary>
     internal long AcceptedWork()
     {
-        long n = Inbox.EnqueuedCount + Volatile.Read(ref Own.LocalTasksPosted) + Volatile.Read(ref _remoteTasksPosted.Value) + Volatile.Read(ref Own.AsyncStarted);
+        long n = Inbox.EnqueuedCount + Posts.EnqueuedCount + Volatile.Read(ref Own.LocalTasksPosted) + Volatile.Read(ref Own.AsyncStarted);
         foreach (IpiRing? ring in _outgoing)
-            if (ring != null) n += Volatile.Read(ref ring.P.WLocal);
+            if (ring != null) n += Volatile.Read(ref ring.P.Accepted);
         return n + AcceptedSoftInterruptWork() + AcceptedCpuSyncWork();
     }
 
-    /// <summary>The other half of <see cref="AcceptedWork"/>: what has finished (rings are counted on their source side).</summary>
+    /// <summary>
+    /// The other half of <see cref="AcceptedWork"/>: what has finished (rings are counted on their source side). Every
+    /// term is written with a release store after the work it counts, so a reader that sees it (acquire) also sees
+    /// every "accepted" count that work made before.
+    /// </summary>
     internal long FinishedWork()
     {
-        long n = Inbox.Executed + Volatile.Read(ref Own.TasksRun) + Volatile.Read(ref Own.AsyncFinished);
+        long n = Inbox.Executed + Volatile.Read(ref Own.TasksRun) + Volatile.Read(ref Own.PostsRun) + Volatile.Read(ref Own.AsyncFinished);
         foreach (IpiRing? ring in _outgoing)
             if (ring != null) n += Volatile.Read(ref ring.X.XIndex);
         return n + FinishedSoftInterruptWork() + FinishedCpuSyncWork();

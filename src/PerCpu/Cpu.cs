@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using PerCpu.Diagnostics;
 using PerCpu.Dispatch;
@@ -72,11 +72,13 @@ public sealed partial class Cpu
     /// <summary>Bounded MPSC queue for calls from threads that are not CPUs of this runtime.</summary>
     internal readonly Inbox Inbox;
 
-    /// <summary>Tasks and continuations posted by other threads; moved to <see cref="_tasks"/> by the owner.</summary>
-    private readonly ConcurrentQueue<TaskItem> _remoteTasks = new();
-
-    /// <summary>Tasks posted by other threads (monotonic, any thread with atomics; read at shutdown). On a line of its own: posters write it, senders read this object.</summary>
-    private PaddedLong _remoteTasksPosted;
+    /// <summary>
+    /// Tasks and continuations posted by threads that are not CPUs of this runtime (its <see cref="SynchronizationContext"/>
+    /// and <see cref="TaskScheduler"/> used from elsewhere): bounded like the inbox, so a flood makes the posters wait
+    /// (issue 11 item 8). The owner runs them straight from here, a bounded share per pass. CPUs of this runtime post
+    /// through their rings instead (they must never block on a queue they cannot drain).
+    /// </summary>
+    internal readonly BoundedQueue<TaskItem> Posts;
 
     /// <summary>Owner-only local task queue.</summary>
     private readonly LocalTaskQueue _tasks = new();
@@ -87,7 +89,8 @@ public sealed partial class Cpu
     /// <summary>Rings with unpublished entries (owner only).</summary>
     private IpiRing[] _flushList;
 
-    internal const int MaxWaitDepth = 16;
+    /// <summary>Rings with messages in their overflow, the first <see cref="OwnerState.OverflowCount"/> of them (owner only).</summary>
+    private IpiRing[] _overflowing;
 
     /// <summary>
     /// The owner's hot counters and flags, written every pass or every message, on lines of their own: senders read
@@ -113,6 +116,12 @@ public sealed partial class Cpu
         [FieldOffset(112)] public long AsyncFinished;
         /// <summary>After a tick found nothing to do, sleep again without spinning first.</summary>
         [FieldOffset(120)] public bool SkipSpin;
+        /// <summary>Rings in <see cref="_overflowing"/>.</summary>
+        [FieldOffset(124)] public int OverflowCount;
+        /// <summary>Posted tasks run (monotonic; read at shutdown).</summary>
+        [FieldOffset(128)] public long PostsRun;
+        /// <summary>Messages in all of this CPU's overflows.</summary>
+        [FieldOffset(136)] public int OverflowEntries;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
@@ -140,7 +149,9 @@ public sealed partial class Cpu
         _clearedBits = new long[_ipiMask.Length];
         _outgoing = new IpiRing?[n];
         _flushList = new IpiRing[Math.Min(n, 8)];
+        _overflowing = new IpiRing[Math.Min(n, 8)];
         Inbox = new Inbox(shared.Options.InboxCapacity);
+        Posts = new BoundedQueue<TaskItem>(shared.Options.InboxCapacity);
         _syncContext = new CpuSynchronizationContext(this);
         TaskSchedulerCore = new CpuTaskScheduler(this);
         _state.Value = StateAwake;
@@ -173,13 +184,8 @@ public sealed partial class Cpu
         started.Signal();
         try
         {
-            while (true)
+            while (!RunLoop())
             {
-                // After a pass that did work, Idle's first look (HasWork) is a cheaper way to learn whether there is
-                // more than a second pass would be.
-                if (RunPass()) Own.SkipSpin = false;
-                else if (_stopRequested) break;
-                Idle();
             }
         }
         finally
@@ -187,6 +193,31 @@ public sealed partial class Cpu
             FlushAll();
             t_current = null;
             _exited.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// The dispatch loop; returns true when the runtime stopped it. No exception escapes a CPU thread (issue 11 item 6):
+    /// user code is guarded where it runs, and anything that still comes out of the loop's own machinery (a parker
+    /// failure, a bug) is reported and the loop goes on (returns false to be called again).
+    /// </summary>
+    private bool RunLoop()
+    {
+        try
+        {
+            while (true)
+            {
+                // After a pass that did work, Idle's first look (HasWork) is a cheaper way to learn whether there is
+                // more than a second pass would be.
+                if (RunPass()) Own.SkipSpin = false;
+                else if (_stopRequested) return true;
+                Idle();
+            }
+        }
+        catch (Exception e)
+        {
+            ReportException(e, ExternalSource);
+            return false;
         }
     }
 
@@ -212,12 +243,10 @@ public sealed partial class Cpu
     internal bool RunPass()
     {
         bool did = ProcessIpis();
-        // An interlocked CPU (cpusync) runs only IPIs until its master lets it go.
-        if (!IsInterlocked())
-        {
-            did |= RunSoftInterrupts();
-            did |= RunTasks();
-        }
+        // An interlocked CPU (cpusync) runs only IPIs until its master lets it go. Checked before each phase: soft
+        // interrupts process IPIs between handlers, and one of those may be a master's hold (issue 11 C).
+        if (!IsInterlocked()) did |= RunSoftInterrupts();
+        if (!IsInterlocked()) did |= RunTasks();
         FlushAll();
         return did;
     }
@@ -246,23 +275,44 @@ public sealed partial class Cpu
 
     private const int TaskBatch = 32;
 
+    /// <summary>
+    /// Runs a bounded batch of tasks: first up to half the batch posted from other threads, then local ones, so that
+    /// neither starves the other and neither starves the IPIs. Stops early if a task left the CPU held (cpusync).
+    /// </summary>
     private bool RunTasks()
     {
         int n = 0;
-        while (n < TaskBatch && _tasks.TryDequeue(out TaskItem item))
+        if (Posts.HasItem)
         {
-            try
+            while (n < TaskBatch / 2 && Posts.TryDequeue(out TaskItem item))
             {
-                item.Run(this);
+                RunTask(item);
+                n++;
+                // Release: counted as finished only after what the task did (and counted as accepted) is visible.
+                Volatile.Write(ref Own.PostsRun, Own.PostsRun + 1);
+                if (IsInterlocked()) break;
             }
-            catch (Exception e)
-            {
-                ReportException(e, ExternalSource);
-            }
+            Posts.NotifyRoom();
+        }
+        while (n < TaskBatch && !IsInterlocked() && _tasks.TryDequeue(out TaskItem item))
+        {
+            RunTask(item);
             n++;
-            Own.TasksRun++;
+            Volatile.Write(ref Own.TasksRun, Own.TasksRun + 1); // release, as above
         }
         return n > 0;
+    }
+
+    private void RunTask(in TaskItem item)
+    {
+        try
+        {
+            item.Run(this);
+        }
+        catch (Exception e)
+        {
+            ReportException(e, ExternalSource);
+        }
     }
 
     /// <summary>
@@ -285,11 +335,13 @@ public sealed partial class Cpu
                 int source = (w << 6) + b;
                 if (source == _externalBit)
                 {
-                    any |= DrainExternal();
+                    any |= Inbox.Drain(this) > 0;
+                    // Posted tasks run in the task phase; while some wait, the bit stays set (no locked clear and re-set per pass).
+                    if (Posts.HasItem) continue;
                     long bit = 1L << b;
                     // Full fence: the clear is ordered before the re-check (pairs with the producer's enqueue-then-Or).
                     Interlocked.And(ref mask[w].Value, ~bit);
-                    if (Inbox.HasWork || !_remoteTasks.IsEmpty) Interlocked.Or(ref mask[w].Value, bit);
+                    if (Inbox.HasWork || Posts.HasItem) Interlocked.Or(ref mask[w].Value, bit);
                 }
                 else
                 {
@@ -298,18 +350,6 @@ public sealed partial class Cpu
             }
         }
         any |= ProcessCpuSyncQueue();
-        return any;
-    }
-
-    private bool DrainExternal()
-    {
-        bool any = Inbox.Drain(this) > 0;
-        // Bounded so that a flood of remote posts cannot starve the IPIs behind it.
-        for (int i = 0; i < 1024 && _remoteTasks.TryDequeue(out TaskItem item); i++)
-        {
-            _tasks.Enqueue(item);
-            any = true;
-        }
         return any;
     }
 
@@ -400,6 +440,14 @@ public sealed partial class Cpu
     private void Idle()
     {
         CpuRuntimeOptions options = _shared.Options;
+        if (Own.OverflowCount != 0)
+        {
+            // Messages wait in an overflow for room in a ring: no parking (nobody would wake us when room appears,
+            // and a CPU must not sleep on work it has to hand on). Pause and let the loop move them.
+            Spin.Pause();
+            Thread.Yield();
+            return;
+        }
         if (options.PollMode)
         {
             while (!HasWork()) Spin.Pause();
@@ -463,6 +511,9 @@ public sealed partial class Cpu
         return false;
     }
 
+    /// <summary>True while the CPU is parked (or about to park): a sender would have to wake it. For tests and diagnostics.</summary>
+    internal bool IsParked => Volatile.Read(ref _state.Value) == StateParked;
+
     /// <summary>Wakes the CPU whatever its state (shutdown, cpusync): the next idle check sees the reason.</summary>
     internal void ForceWake()
     {
@@ -509,39 +560,73 @@ public sealed partial class Cpu
 
     // ------------------------------------------------------------------ tasks
 
-    /// <summary>Queues task-level work: locally when called on this CPU, else through the remote queue and a wake.</summary>
+    /// <summary>
+    /// Queues task-level work on this CPU. From this CPU: its local queue. From another CPU of the runtime: through that
+    /// CPU's ring, like any message (it must never block on a queue it cannot drain). From any other thread: the bounded
+    /// <see cref="Posts"/> queue, waiting for room while it is full; once disposal has stopped the CPUs taking work
+    /// (<see cref="CpuRuntime.DisposeAsync"/>), on the thread pool instead, so that nothing posted is ever dropped.
+    /// </summary>
     internal void EnqueueTask(in TaskItem item)
     {
-        if (t_current == this)
+        Cpu? current = t_current;
+        if (current == this)
         {
             _tasks.Enqueue(item);
-            Own.LocalTasksPosted++;
+            // Release: accepted before anything can count it finished (a task that posts another counts this first).
+            Volatile.Write(ref Own.LocalTasksPosted, Own.LocalTasksPosted + 1);
             return;
         }
-        // Counted before it becomes visible: the shutdown check relies on "accepted" never trailing "finished".
-        Interlocked.Increment(ref _remoteTasksPosted.Value);
-        _remoteTasks.Enqueue(item);
-        if (_shared.Stopped)
+        if (current != null && current._shared == _shared)
         {
-            // The CPU thread has exited (the runtime is disposed): run the work on the thread pool rather than lose it.
-            // Checked after the enqueue, so a post racing with the stop is caught by one side or the other.
-            MoveRemoteTasksToThreadPool();
+            if (item.State == null) current.SendFromCpu(this, s_enqueueCallback, item.Callback, 0, SendKind.Normal);
+            else current.SendFromCpu(this, s_enqueueBoxed, new StrongBox<TaskItem>(item), 0, SendKind.Normal);
             return;
         }
-        RaiseIpiBit(_externalBit);
-        if (TryWake()) CountWakeSent();
+        PostFromOutside(item);
     }
 
-    /// <summary>After the thread has exited: hands leftover remote posts to the thread pool (any thread; each item is taken once).</summary>
-    internal void MoveRemoteTasksToThreadPool()
+    private static readonly Action<object?, long> s_enqueueCallback = static (callback, _) => t_current!.EnqueueTask(new TaskItem(callback!, null));
+    private static readonly Action<object?, long> s_enqueueBoxed = static (box, _) => t_current!.EnqueueTask(((StrongBox<TaskItem>)box!).Value);
+
+    private void PostFromOutside(in TaskItem item)
     {
-        while (_remoteTasks.TryDequeue(out TaskItem item))
-            ThreadPool.UnsafeQueueUserWorkItem(static s =>
+        CpuRuntime.Shared shared = _shared;
+        if (!shared.EnterPost())
+        {
+            RunOnThreadPool(item);
+            return;
+        }
+        try
+        {
+            long start = 0;
+            while (Posts.TryEnqueue(item) == 0)
             {
-                try { s.Item.Run(s.Cpu); }
-                catch (Exception e) { s.Cpu.Runtime.RaiseUnhandledException(s.Cpu, e, ExternalSource); }
-            }, (Cpu: this, Item: item), preferLocal: false);
+                // Full: make sure the CPU is awake to run what fills it, then wait; warn (there is no caller to throw
+                // to: a Post or a continuation must not fail) each time the wait passes WaitWarning.
+                RaiseIpiBit(_externalBit);
+                if (TryWake()) CountWakeSent();
+                if (start == 0) start = Stopwatch.GetTimestamp();
+                if (!Posts.WaitForRoom(Environment.TickCount64 + (long)shared.Options.WaitWarning.TotalMilliseconds))
+                    Runtime.RaiseWarning(this, $"A thread that is not a CPU of this runtime has waited {Stopwatch.GetElapsedTime(start).TotalSeconds:F1} s to post a task to CPU {Id}: " +
+                        $"its {Posts.Capacity} task slots stay full. CPU {Id} may be stuck in a long-running function, or tasks are posted faster than it runs them.");
+            }
+            // Interlocked.Or is a full fence: the task is visible before we read the state in TryWake.
+            RaiseIpiBit(_externalBit);
+            if (TryWake()) CountWakeSent();
+        }
+        finally
+        {
+            shared.ExitPost();
+        }
     }
+
+    /// <summary>A post that came after the CPUs stopped taking work: runs on the thread pool, where calls into the runtime are refused.</summary>
+    private void RunOnThreadPool(in TaskItem item)
+        => ThreadPool.UnsafeQueueUserWorkItem(static s =>
+        {
+            try { s.Item.Run(s.Cpu); }
+            catch (Exception e) { s.Cpu.Runtime.RaiseUnhandledException(s.Cpu, e, ExternalSource); }
+        }, (Cpu: this, Item: item), preferLocal: false);
 
     private static void CountWakeSent()
     {

@@ -28,8 +28,45 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         public CpuStatistics[] Baselines = new CpuStatistics[options.CpuCount + 1];
         /// <summary>Set once disposal begins: calls from outside threads are refused from then on.</summary>
         public volatile bool Disposing;
+        internal const int PostsOpen = 0, PostsClosing = 1, PostsClosedState = 2;
+
+        /// <summary>
+        /// Where posts from threads that are not CPUs go (phase 2 of <see cref="DisposeCoreAsync"/>): Open, to the CPUs;
+        /// Closing, nowhere yet (the disposer is deciding; posters wait); Closed, to the thread pool. Written by the
+        /// disposer only; read by posters.
+        /// </summary>
+        public volatile int PostGate;
+
+        /// <summary>True once posts from outside go to the thread pool: the CPUs take no more work.</summary>
+        public bool PostsClosed => PostGate == PostsClosedState;
         /// <summary>Set once the CPU threads have exited.</summary>
         public volatile bool Stopped;
+        /// <summary>Posts from outside between their <see cref="PostsClosed"/> check and their enqueue (any thread, atomics).</summary>
+        private Ipi.PaddedLong _postsInFlight;
+
+        /// <summary>
+        /// A thread that is not a CPU starts a post: true to queue it on the CPU (then <see cref="ExitPost"/>), false if
+        /// the CPUs take no more work (run it elsewhere). Waits while the disposer decides.
+        /// </summary>
+        public bool EnterPost()
+        {
+            SpinWait spinner = default;
+            while (true)
+            {
+                // Full fence (Interlocked) before the check, mirrored by the disposer: either we see the gate it set,
+                // or it sees us in flight and waits until our post is queued (which its next check then counts).
+                Interlocked.Increment(ref _postsInFlight.Value);
+                int gate = PostGate;
+                if (gate == PostsOpen) return true;
+                Interlocked.Decrement(ref _postsInFlight.Value);
+                if (gate == PostsClosedState) return false;
+                spinner.SpinOnce(); // Closing: one quiescence check away from Open or Closed
+            }
+        }
+
+        public void ExitPost() => Interlocked.Decrement(ref _postsInFlight.Value);
+
+        public bool PostsInFlight => Volatile.Read(ref _postsInFlight.Value) != 0;
         /// <summary>
         /// Outside calls between their disposal check and their enqueue (any thread, atomics). On a line of its own:
         /// every outside call writes it twice, and the CPU threads read this object's other fields on every pass.
@@ -174,17 +211,30 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(func);
         CheckMask(mask);
         Cpu? self = Cpu.Current;
-        int start = self != null && self.Runtime == this ? self.Id : 0;
-        int n = _cpus.Length, sent = 0;
-        for (int i = 0; i < n; i++)
+        bool onCpu = self != null && self.Runtime == this;
+        if (self != null && !onCpu) throw _cpus[0].ForeignCpu(self);
+        // From outside: one disposal check for the whole broadcast, so it is refused before any CPU accepted it or
+        // reaches every CPU of the mask (issue 11 item 9), never half of them.
+        if (!onCpu) _shared.EnterOutsideCall();
+        try
         {
-            int id = start + i;
-            if (id >= n) id -= n;
-            if (!mask.Contains(id)) continue;
-            _cpus[id].Send(func, arg1, arg2);
-            sent++;
+            int start = onCpu ? self!.Id : 0;
+            int n = _cpus.Length, sent = 0;
+            for (int i = 0; i < n; i++)
+            {
+                int id = start + i;
+                if (id >= n) id -= n;
+                if (!mask.Contains(id)) continue;
+                if (onCpu) _cpus[id].Send(func, arg1, arg2);
+                else _cpus[id].SendOutsideEntered(func, arg1, arg2);
+                sent++;
+            }
+            return sent;
         }
-        return sent;
+        finally
+        {
+            if (!onCpu) _shared.ExitOutsideCall();
+        }
     }
 
     internal void CheckMask(CpuMask mask)
@@ -206,7 +256,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
             {
                 if (target == self) continue;
                 IpiRing? ring = self.OutgoingRings[target.Id];
-                if (ring != null) target.WaitFor(ring.P.WLocal);
+                if (ring != null) target.WaitFor(ring.P.Accepted);
             }
             else
             {
@@ -240,7 +290,16 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
     /// <summary>
     /// Refuses new calls from outside threads (<see cref="ObjectDisposedException"/>), runs everything already accepted
     /// (IPIs, tasks, soft interrupts, asynchronous calls in flight, and whatever they send in turn), then stops and joins
-    /// the CPU threads. Safe to call more than once. Work posted to a CPU's context after that runs on the thread pool.
+    /// the CPU threads. Safe to call more than once, from any thread that is not one of this runtime's CPUs.
+    /// <para>
+    /// It stops in phases, so that no CPU exits while another can still send to it: (1) calls from outside are refused;
+    /// (2) once nothing is in flight anywhere, posts to the CPUs' <see cref="Cpu.SynchronizationContext"/> and
+    /// <see cref="Cpu.TaskScheduler"/> from threads that are not CPUs (timer continuations such as <c>Task.Delay</c>'s,
+    /// <c>SynchronizationContext.Post</c>, tasks started on the scheduler) stop going to the CPUs — until then they
+    /// run there, with whatever they send; (3) the CPUs stop together. A post that arrives after phase 2 still runs,
+    /// on the thread pool (never dropped); calls into the runtime from there throw <see cref="ObjectDisposedException"/>,
+    /// so an async loop that keeps sending ends with that exception in its task.
+    /// </para>
     /// </summary>
     /// <exception cref="InvalidOperationException">Called from one of this runtime's own CPUs (it would wait for itself).</exception>
     public ValueTask DisposeAsync()
@@ -255,41 +314,86 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         return new ValueTask(task);
     }
 
-    /// <summary>Synchronous <see cref="DisposeAsync"/>: blocks until the runtime has stopped.</summary>
+    /// <summary>
+    /// Synchronous <see cref="DisposeAsync"/>: blocks until the runtime has stopped. Safe on a thread whose
+    /// <see cref="SynchronizationContext"/> runs on that same thread (a UI thread, a CPU of another runtime): the
+    /// disposal never posts to the caller's context.
+    /// </summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     private async Task DisposeCoreAsync()
     {
+        // Leave the caller's context at once: a synchronous Dispose blocks it, so nothing here may post to it (issue 11 item 3).
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+
+        // Phase 1: refuse calls from outside. Full fence: pairs with EnterOutsideCall; after this loop no outside call
+        // can still be on its way in.
         _shared.Disposing = true;
-        // Full fence: pairs with EnterOutsideCall; after this loop no outside call can still be on its way in.
         Interlocked.MemoryBarrier();
         SpinWait spinner = default;
         while (_shared.OutsideCallsInFlight) spinner.SpinOnce();
+        await WaitUntilQuiescentAsync().ConfigureAwait(false);
 
-        if (_shared.Manual)
+        // Phase 2: close the CPUs to posts from outside, once nothing is in flight. Posts keep reaching the CPUs while
+        // anything runs there (the continuations of work in flight must resume where they belong). Then the gate goes
+        // to Closing (posters wait), posts already past it land, and one more check decides: still quiescent, so no
+        // work can start again (outside calls are refused, posts wait, CPUs only send from work, of which there is
+        // none): Closed, later posts run on the thread pool. Otherwise: Open again, and wait for that work.
+        while (true)
         {
-            while (!IsQuiescent())
-                foreach (Cpu cpu in _cpus) cpu.RunOnce();
-        }
-        else
-        {
-            for (int round = 0; !IsQuiescent(); round++)
+            await WaitUntilQuiescentAsync().ConfigureAwait(false);
+            _shared.PostGate = Shared.PostsClosing;
+            Interlocked.MemoryBarrier(); // pairs with EnterPost: the gate before our look at posts in flight
+            spinner = default;
+            while (_shared.PostsInFlight) spinner.SpinOnce();
+            if (IsQuiescent())
             {
-                if (round < 50) await Task.Yield();
-                else await Task.Delay(1).ConfigureAwait(false);
+                _shared.PostGate = Shared.PostsClosedState;
+                break;
             }
+            _shared.PostGate = Shared.PostsOpen;
+        }
+
+        // Phase 3: stop together. No CPU has work, and none can get any: none exits while another could still send to it.
+        if (!_shared.Manual)
+        {
             foreach (Cpu cpu in _cpus) cpu.RequestStop();
             foreach (Cpu cpu in _cpus) await cpu.Exited.ConfigureAwait(false);
         }
         _shared.Stopped = true;
-        foreach (Cpu cpu in _cpus) cpu.MoveRemoteTasksToThreadPool();
+        Interlocked.MemoryBarrier(); // Stopped is visible before anything we do after (item 5: no store-load reordering here)
         ShutdownDiagnostics(); // CpuRuntime.Diagnostics.cs
+    }
+
+    private async Task WaitUntilQuiescentAsync()
+    {
+        if (_shared.Manual)
+        {
+            while (!IsQuiescent())
+                foreach (Cpu cpu in _cpus) cpu.RunOnce();
+            return;
+        }
+        for (int round = 0; !IsQuiescent(); round++)
+        {
+            // A parked CPU may hold passive messages, which wake nobody, and its tick may be long: wake the sleepers
+            // (a read of their state when they are awake).
+            foreach (Cpu cpu in _cpus) cpu.TryWake();
+            if (round < 50) await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+            else await Task.Delay(1).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
     /// True if nothing accepted is still pending anywhere. Reads every CPU's "finished" total first and its "accepted"
     /// total after: finished never exceeds accepted at any instant and both only grow, so equal sums prove that at some
     /// instant between the two sweeps nothing was in flight (and with outside calls refused, nothing new can start).
+    /// <para>
+    /// Memory order (issue 11 item 4; x86 gives it for free, ARM64 does not): every "finished" count is a release store
+    /// made after the work it counts, and every "accepted" count is stored before the work can run (a release store
+    /// program-ordered before its publication, or an interlocked claim). The sweeps read with acquire. So a finished
+    /// count we see carries with it every accepted count that its work, or anything that happened before it, made:
+    /// the sums can only be equal if nothing was in flight.
+    /// </para>
     /// </summary>
     internal bool IsQuiescent()
     {

@@ -155,7 +155,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
                     if (!task.IsCompleted)
                     {
                         // Resume on this CPU (its SynchronizationContext is current), then deliver.
-                        _target!.Own.AsyncStarted++;
+                        _target!.CountAsyncStarted();
                         _innerAwaiter = task.ConfigureAwait(true).GetAwaiter();
                         _innerAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
                         return;
@@ -168,7 +168,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
                     ValueTask task = ((Func<ValueTask>)_func!)();
                     if (!task.IsCompleted)
                     {
-                        _target!.Own.AsyncStarted++;
+                        _target!.CountAsyncStarted();
                         _innerVoidAwaiter = task.ConfigureAwait(true).GetAwaiter();
                         _innerVoidAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
                         return;
@@ -187,6 +187,15 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
 
     private void OnInnerCompleted()
     {
+        Cpu target = _target!;
+        if (Cpu.Current != target && !target.Runtime.Internals.PostsClosed)
+        {
+            // The awaitable ignored the context (a custom source, or ConfigureAwait(false) inside a ValueTask source):
+            // come home, so the outcome is delivered, and the call counted finished, on the CPU that ran it (issue 11
+            // item 9). The call is still counted in flight, so the CPU has not stopped taking work.
+            target.EnqueueTask(new TaskItem(s_onInnerCompletedHome, this));
+            return;
+        }
         try
         {
             if (_kind == Kind.AsyncFunc) _result = _innerAwaiter.GetResult();
@@ -200,8 +209,11 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         _innerVoidAwaiter = default;
         Deliver();
         // Counted after Deliver: the reply (an IPI) is accepted before this operation stops counting as in flight.
-        Cpu.Current!.Own.AsyncFinished++;
+        if (Cpu.Current == target) target.CountAsyncFinished();
+        else Interlocked.Increment(ref target.Own.AsyncFinished); // cannot happen while the count says in flight; kept safe anyway
     }
+
+    private static readonly Action<object?> s_onInnerCompletedHome = static op => ((InvokeOperation<T>)op!).OnInnerCompleted();
 
     /// <summary>On the target: hands the outcome to the caller's side.</summary>
     private void Deliver()

@@ -52,7 +52,10 @@ internal sealed class IpiRing
     /// <summary>Producer: refreshes the cached read index from the consumer's line (acquire: pairs with its release).</summary>
     internal long RefreshReadIndex() => P.RCache = Volatile.Read(ref X.RIndex);
 
-    /// <summary>Producer: writes one entry. The caller has checked for room; the entry is not visible until <see cref="Publish"/>.</summary>
+    /// <summary>
+    /// Producer: writes one entry. The caller has checked for room and that the overflow is empty; the entry is not
+    /// visible until <see cref="Publish"/>. Returns its sequence number.
+    /// </summary>
     internal long Write(Action<object?, long> func, object? arg1, long arg2)
     {
         long w = P.WLocal;
@@ -61,7 +64,76 @@ internal sealed class IpiRing
         slot.Arg1 = arg1;
         slot.Arg2 = arg2;
         P.WLocal = w + 1;
+        // Release (plain on x64): counted as accepted before the consumer can run it and release XIndex past it,
+        // so the shutdown check never sees "finished" ahead of "accepted" (CpuRuntime.IsQuiescent).
+        Volatile.Write(ref P.Accepted, P.Accepted + 1);
         return w + 1;
+    }
+
+    // ---- overflow (issue 11 A): messages a CPU sends while it waits, when this ring has no room ----
+
+    /// <summary>
+    /// Messages accepted for this ring that did not fit, oldest first; they move into the ring, in order, as room
+    /// appears (<see cref="MoveOverflow"/>). Source thread only. A circular buffer that grows by doubling and is kept
+    /// once allocated; null until the first overflow.
+    /// </summary>
+    private IpiEntry[]? _overflow;
+    private int _overflowHead;
+
+    /// <summary>Messages in the overflow (source thread only).</summary>
+    internal int OverflowCount;
+
+    /// <summary>Producer: accepts a message behind the overflow (the ring is full, or older messages already wait there). Returns its sequence number.</summary>
+    internal long AppendOverflow(Action<object?, long> func, object? arg1, long arg2)
+    {
+        IpiEntry[]? buffer = _overflow;
+        if (buffer == null || OverflowCount == buffer.Length) buffer = GrowOverflow();
+        ref IpiEntry slot = ref buffer[(_overflowHead + OverflowCount) & (buffer.Length - 1)];
+        slot.Func = func;
+        slot.Arg1 = arg1;
+        slot.Arg2 = arg2;
+        OverflowCount++;
+        // Release, as in Write: counted before it can possibly run.
+        Volatile.Write(ref P.Accepted, P.Accepted + 1);
+        return P.Accepted;
+    }
+
+    private IpiEntry[] GrowOverflow()
+    {
+        IpiEntry[]? old = _overflow;
+        var bigger = new IpiEntry[old == null ? 16 : old.Length * 2];
+        for (int i = 0; i < OverflowCount; i++) bigger[i] = old![(_overflowHead + i) & (old.Length - 1)];
+        _overflow = bigger;
+        _overflowHead = 0;
+        return bigger;
+    }
+
+    /// <summary>
+    /// Producer: moves overflowed messages into the ring while it has room (up to its full capacity: the
+    /// half-full rule exists to leave room for sends made while waiting, and these are such sends). Returns true if
+    /// the overflow is now empty. Entries keep their order and their sequence numbers: the overflow only ever holds
+    /// the messages right after the ring's last written one.
+    /// </summary>
+    internal bool MoveOverflow(out int moved)
+    {
+        moved = 0;
+        IpiEntry[] buffer = _overflow!;
+        long free = Capacity - (P.WLocal - P.RCache);
+        if (free < OverflowCount) free = Capacity - (P.WLocal - RefreshReadIndex());
+        int mask = buffer.Length - 1;
+        while (OverflowCount > 0 && free > 0)
+        {
+            ref IpiEntry from = ref buffer[_overflowHead];
+            long w = P.WLocal;
+            Slots[(int)w & Mask] = from;
+            from = default; // the GC must not keep the argument alive through the spare buffer
+            P.WLocal = w + 1;
+            _overflowHead = (_overflowHead + 1) & mask;
+            OverflowCount--;
+            free--;
+            moved++;
+        }
+        return OverflowCount == 0;
     }
 
     /// <summary>Producer: makes every written entry visible to the consumer. Returns false if there was nothing new.</summary>
@@ -77,17 +149,17 @@ internal sealed class IpiRing
     /// <summary>Consumer: true if the producer has published entries not yet taken.</summary>
     internal bool HasPublishedWork => Volatile.Read(ref W.Value) != C.RLocal;
 
-    /// <summary>The consumer publishes its read and done indexes at least every this many entries (and at the end of each drain).</summary>
-    internal const int ConsumerPublishBatch = 32;
-
     /// <summary>
     /// Consumer: runs every published entry (seed: <c>lwkt_process_ipiq_core</c>). Re-entrant: a function may drain
-    /// this ring again (through a send that waits); the nested drain continues from <see cref="ConsumerCursor.RLocal"/>
-    /// and the outer loop picks up after it. Returns the number of entries run at this level.
+    /// this ring again (through a wait); the nested drain continues from <see cref="ConsumerCursor.RLocal"/> and the
+    /// outer loop picks up after it. Returns the number of entries run at this level.
     /// <para>
-    /// The seed stores <c>ip_rindex</c> and <c>ip_xindex</c> per message; here they are stored every
-    /// <see cref="ConsumerPublishBatch"/> entries and when the drain ends, so that a stream does not bounce the
-    /// indexes' line to a producer that looks at it while the ring is nearly full.
+    /// As in the seed, the read index is published before each function is called (<c>ip_rindex</c>), so that a
+    /// function that blocks or waits has already given its slot back: the producer's room never depends on what the
+    /// consumer happens to be doing (issue 11 B: publishing in batches left producers of a CPU stuck inside a
+    /// function without room, and cycles of such CPUs stalled). The store hits a line the consumer owns unless the
+    /// producer has just read it, which it does only when its own view of the ring is more than half full. The done
+    /// index (<c>ip_xindex</c>) is published after each function that is the ring's outermost one on the stack.
     /// </para>
     /// <para>
     /// The exception handler is outside the per-message loop (<see cref="RunEntries"/> has none, so a function call
@@ -106,7 +178,7 @@ internal sealed class IpiRing
             try
             {
                 RunEntries(consumer, wi, ref ran);
-                break;
+                return ran;
             }
             catch (Exception e)
             {
@@ -118,9 +190,6 @@ internal sealed class IpiRing
                 consumer.ReportException(e, Source);
             }
         }
-        Volatile.Write(ref X.RIndex, C.RLocal);
-        if (C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
-        return ran;
     }
 
     /// <summary>The per-message loop of <see cref="Drain"/>: no exception handler, so nothing here costs a frame per message.</summary>
@@ -139,17 +208,16 @@ internal sealed class IpiRing
             long arg2 = slot.Arg2;
             slot = default; // the GC must not keep dead arguments alive
             C.RLocal = ++ri;
-            bool publish = (ri & (ConsumerPublishBatch - 1)) == 0;
-            // Release: the slots below ri were read and cleared before the producer may reuse them.
-            if (publish) Volatile.Write(ref X.RIndex, ri);
+            // Release: the slot was read and cleared before the producer may reuse it (seed: ++ip_rindex before the call).
+            Volatile.Write(ref X.RIndex, ri);
             C.Active++;
             trace?.Record(Diagnostics.TraceEvent.Receive, Source, Target, func, arg2);
             func(arg1, arg2);
             counters.Received++; // before XIndex: a WaitFor that returns sees its message counted
             // XIndex only moves when no older entry of this ring is still on the stack (a nested drain may finish
-            // younger entries first): WaitFor must never return before its function has returned.
-            if (--C.Active == 0 && publish)
-                Volatile.Write(ref X.XIndex, C.RLocal);
+            // younger entries first): WaitFor must never return before its function has returned. Release: what the
+            // function did (and counted as accepted) is visible to whoever sees it done.
+            if (--C.Active == 0) Volatile.Write(ref X.XIndex, C.RLocal);
             ran++;
         }
     }

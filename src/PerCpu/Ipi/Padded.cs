@@ -27,6 +27,12 @@ internal struct ProducerCursor
     [FieldOffset(84)] public bool Listed;
     /// <summary>The source's flush epoch in which this ring was last published early (at most once per epoch).</summary>
     [FieldOffset(88)] public long EagerEpoch;
+    /// <summary>
+    /// Messages accepted for this ring: written into it or into its overflow (<see cref="IpiRing.AppendOverflow"/>).
+    /// The sequence number of the last one, what <see cref="Cpu.WaitFor(long)"/> may wait for, and the "accepted" side of
+    /// the shutdown check (read there by the disposing thread). Written by the source only, with release stores.
+    /// </summary>
+    [FieldOffset(96)] public long Accepted;
 }
 
 /// <summary>The consumer's private cursor of one ring: written and read only by the target CPU thread.</summary>
