@@ -154,9 +154,10 @@ internal sealed class TimerWheel
 
     /// <summary>
     /// Fires every node due at or before <paramref name="now"/>, at most <paramref name="budget"/> of them (what the
-    /// budget leaves fires on the next call), never one due later. Nodes armed by a <see cref="TimerNode.Fire"/> for a
-    /// time at or before <paramref name="now"/> fire in this call if the wheel has not reached <paramref name="now"/>'s
-    /// tick yet, else in the next. Returns the count fired.
+    /// budget leaves fires on the next call), never one due later. A node that a <see cref="TimerNode.Fire"/> re-arms
+    /// for a time at or before <paramref name="now"/> may fire in this call while the wheel still has ticks to cross
+    /// before <paramref name="now"/>'s, else it fires in the next call: an Advance never loops on a node that keeps
+    /// re-arming into the past (a periodic timer that fell behind catches up over the next calls). Returns the count fired.
     /// </summary>
     public int Advance(long now, int budget)
     {
