@@ -19,14 +19,19 @@ namespace PerCpu.Io;
 /// No lost wake-up. The CPU's protocol (see <c>Cpu.Idle</c>/<c>Cpu.TryWake</c>) is unchanged: the owner stores Parked,
 /// fences, re-checks for work and only then calls <see cref="Park"/>; a sender publishes its work, then claims the wake
 /// with a CAS Parked→Awake and calls <see cref="Wake"/>. The futex parker relies on the kernel re-checking the state
-/// word atomically with going to sleep. Here the eventfd counter plays that word: <see cref="Wake"/> makes it non-zero,
-/// and only the owner's drain (a read, after epoll_wait has returned) makes it zero again. The eventfd is in the set
-/// level-triggered, so epoll_wait returns at once while the counter is non-zero: a wake written before the owner enters
-/// epoll_wait makes that wait return immediately (the kernel checks the ready list under the wait queue's lock after
-/// queueing the waiter), a wake written during the wait wakes it. Either way the owner returns, goes through its loop,
-/// and sees the work the sender published before the CAS. A wake drained by <see cref="Poll"/> (the owner was awake) is
-/// kept as a permit in <see cref="_permit"/>, so the next <see cref="Park"/> returns at once, exactly like the parker's
-/// early Unpark. A stale wake costs at most one early return, never a lost one.
+/// word atomically with going to sleep. Here the eventfd's entry on the set's ready list plays that word. The eventfd
+/// is in the set edge-triggered: each write to it is a new edge, which puts it on the ready list (under the set's
+/// lock), and only an epoll_wait that returns it takes it off. So a wake written before the owner enters epoll_wait
+/// makes that wait return at once (it checks the ready list under the same lock before sleeping), and a wake written
+/// during the wait wakes it. Either way the owner returns, goes through its loop, and sees the work the sender
+/// published before its CAS. A wake that <see cref="Poll"/> fetches (the owner was awake) is kept as a permit in
+/// <see cref="_permit"/>, so the next <see cref="Park"/> returns at once, exactly like the parker's early Unpark. A
+/// stale wake costs at most one early return, never a lost one.
+/// </para>
+/// <para>
+/// Edge- rather than level-triggered so that a wake costs the waker's write and nothing more: a level-triggered
+/// eventfd must be drained with a read(2) after each wake, one more syscall on the wake path. The counter is never
+/// read; it would take 2^64 wakes to saturate it.
 /// </para>
 /// </summary>
 [DebuggerDisplay("Reactor: {RegisteredCount} registered")]
@@ -59,7 +64,7 @@ internal sealed unsafe class Reactor : IDisposable
     /// <summary>The epoll set. Owner only.</summary>
     private readonly FileDescriptorHandle _epoll;
 
-    /// <summary>The wake eventfd. Written by any waker (under a handle reference, so a concurrent Dispose cannot close it under the write), read (drained) by the owner.</summary>
+    /// <summary>The wake eventfd. Written by any waker (under a handle reference, so a concurrent Dispose cannot close it under the write); never read.</summary>
     private readonly FileDescriptorHandle _wakeFd;
 
     /// <summary>Kernel-filled epoll_event array (pinned: the kernel writes it during epoll_wait). Owner only.</summary>
@@ -74,7 +79,7 @@ internal sealed unsafe class Reactor : IDisposable
     private Slot[] _slots = new Slot[16];
     private int _freeHead = -1, _slotsUsed, _registered;
 
-    /// <summary>A wake drained by <see cref="Poll"/> that <see cref="Park"/> has not consumed yet. Owner only.</summary>
+    /// <summary>A wake fetched by <see cref="Poll"/> that <see cref="Park"/> has not consumed yet. Owner only.</summary>
     private bool _permit;
 
     private bool _disposed;
@@ -97,8 +102,8 @@ internal sealed unsafe class Reactor : IDisposable
             throw Error("eventfd", errno);
         }
         _wakeFd = new FileDescriptorHandle(ev);
-        // Level-triggered on purpose: the wait returns while the counter is non-zero (the no-lost-wake-up argument above).
-        if (Epoll.Control(ep, Epoll.CtlAdd, ev, Epoll.In, WakeKey) != 0)
+        // Edge-triggered: each write is one event, and nothing needs to be read back (the argument above).
+        if (Epoll.Control(ep, Epoll.CtlAdd, ev, Epoll.In | Epoll.EdgeTriggered, WakeKey) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             _wakeFd.Dispose();
@@ -125,7 +130,7 @@ internal sealed unsafe class Reactor : IDisposable
     /// <summary>Events dropped because their registration had ended (unregistered, or its slot reused) after the kernel reported them.</summary>
     internal long StaleEvents { get; private set; }
 
-    /// <summary>Wakes seen (eventfd drains that found it signalled).</summary>
+    /// <summary>Wake events fetched (wakes written while one was still pending count once).</summary>
     internal long WakesReceived { get; private set; }
 
     // ------------------------------------------------------------------ registration (owner only)
@@ -314,7 +319,7 @@ internal sealed unsafe class Reactor : IDisposable
                 _batchCount = n;
                 _batchNext = 0;
                 int done = Dispatch(int.MaxValue);
-                _permit = false; // a wake in this batch ended this park: it is consumed
+                _permit = false; // a wake in this batch ended this park: consumed
                 return done;
             }
             if (n < 0)
@@ -344,7 +349,7 @@ internal sealed unsafe class Reactor : IDisposable
         {
             // The reference keeps the descriptor open across the write even if Dispose runs concurrently.
             _wakeFd.DangerousAddRef(ref added);
-            // EAGAIN means the counter is saturated: signalled already, which is all a wake needs.
+            // Each write is an edge (the counter only grows; EAGAIN would mean it is saturated, i.e. signalled anyway).
             Epoll.WriteEventFd(_wakeFd.Fd, 1);
         }
         catch (ObjectDisposedException)
@@ -371,7 +376,7 @@ internal sealed unsafe class Reactor : IDisposable
             ulong key = Epoll.GetData(buffer, i);
             if (key == WakeKey)
             {
-                DrainWake();
+                NoteWake();
                 continue;
             }
             var registration = new ReactorRegistration(key);
@@ -390,12 +395,12 @@ internal sealed unsafe class Reactor : IDisposable
         return done;
     }
 
-    /// <summary>Resets the eventfd counter (owner only); the wake is remembered as a permit until a park consumes it.</summary>
-    private void DrainWake()
+    /// <summary>The wake's event was fetched (owner only): remembered as a permit until a park consumes it.</summary>
+    private void NoteWake()
     {
-        // Non-blocking: EAGAIN (counter already zero) is fine. A wake written after this read leaves the counter
-        // non-zero, so the next epoll_wait returns at once: it cannot be lost.
-        if (Epoll.ReadEventFd(_wakeFd.Fd, out _) == 8) WakesReceived++;
+        // Nothing to read: the eventfd is edge-triggered, and fetching its event took it off the ready list. A wake
+        // written after this point is a new edge, so the next epoll_wait returns at once: it cannot be lost.
+        WakesReceived++;
         _permit = true;
     }
 
