@@ -308,7 +308,12 @@ internal sealed unsafe class Reactor : IDisposable
             _permit = false;
             return 0;
         }
-        long deadline = timeoutNs < 0 ? long.MaxValue : Stopwatch.GetTimestamp() + NsToTimestamp(timeoutNs);
+        long deadline = long.MaxValue;
+        if (timeoutNs >= 0)
+        {
+            long start = Stopwatch.GetTimestamp(), span = NsToTimestamp(timeoutNs);
+            if (span < long.MaxValue - start) deadline = start + span; // else: saturate (centuries)
+        }
         int timeoutMs = ToTimeoutMs(timeoutNs);
         while (true)
         {

@@ -184,7 +184,8 @@ internal sealed class TimerWheel
 
     // ------------------------------------------------------------------ internals
 
-    private long TickOf(long timestamp) => timestamp >= 0 ? timestamp / _resolution : -((-timestamp + _resolution - 1) / _resolution);
+    /// <summary>Floor division (without overflow at <see cref="long.MinValue"/>): a tick's timestamps all map to it.</summary>
+    private long TickOf(long timestamp) => timestamp / _resolution - (timestamp % _resolution < 0 ? 1 : 0);
 
     /// <summary>Puts an idle node into the slot its due time calls for, relative to the current tick.</summary>
     private void Place(TimerNode node)

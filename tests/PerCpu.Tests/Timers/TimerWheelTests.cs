@@ -206,6 +206,20 @@ public sealed class TimerWheelTests
     }
 
     [Fact]
+    public void ExtremeDueTimes_PastFiresAtOnce_MaxValueNever()
+    {
+        var wheel = NewWheel();
+        var past = new Node(this, 1);
+        var never = new Node(this, 2);
+        wheel.Add(past, long.MinValue);
+        wheel.Add(never, long.MaxValue);
+        Assert.Equal(1, Advance(wheel, 0));
+        Assert.Equal(new[] { past }, _fired);
+        Assert.Equal(0, Advance(wheel, 100 * 365 * Day));
+        Assert.True(never.IsArmed);
+    }
+
+    [Fact]
     public void Advance_OverYearsOfIdleTime_IsCheap()
     {
         // One tick at a time this would be 10^11 iterations; the occupancy bitmaps make it a handful per level.
