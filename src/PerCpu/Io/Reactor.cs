@@ -294,15 +294,17 @@ internal sealed unsafe class Reactor : IDisposable
 
     /// <summary>
     /// Sleeps in epoll_wait until a descriptor is ready, <see cref="Wake"/> is called, or <paramref name="timeoutNs"/>
-    /// nanoseconds have passed (negative: no timeout); dispatches the readiness it returns with. Never returns early on
-    /// a timeout: milliseconds are rounded up, and a wait cut short by a signal (EINTR) sleeps the rest. Returns at once,
-    /// without a syscall, if events of an earlier batch are pending or a wake was already seen by <see cref="Poll"/>.
-    /// Returns the handlers called.
+    /// nanoseconds have passed (negative: no timeout); then dispatches up to <paramref name="maxEvents"/> of the
+    /// readiness events it returns with and keeps the rest pending (<see cref="HasPendingEvents"/>) for
+    /// <see cref="Poll"/>. With 0 it only waits: a CPU can then mark itself awake before any handler runs (senders
+    /// stop paying for wakes) and dispatch in its next pass. Never returns early on a timeout: milliseconds are rounded
+    /// up, and a wait cut short by a signal (EINTR) sleeps the rest. Returns at once, without a syscall, if events of an
+    /// earlier batch are pending or a wake was already fetched by <see cref="Poll"/>. Returns the handlers called.
     /// </summary>
-    public int Park(long timeoutNs)
+    public int Park(long timeoutNs, int maxEvents = int.MaxValue)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_batchNext < _batchCount) return Dispatch(int.MaxValue);
+        if (_batchNext < _batchCount) return Dispatch(maxEvents);
         if (_permit)
         {
             _permit = false;
@@ -323,9 +325,8 @@ internal sealed unsafe class Reactor : IDisposable
             {
                 _batchCount = n;
                 _batchNext = 0;
-                int done = Dispatch(int.MaxValue);
-                _permit = false; // a wake in this batch ended this park: consumed
-                return done;
+                ConsumeWakeEntry();
+                return Dispatch(maxEvents);
             }
             if (n < 0)
             {
@@ -398,6 +399,26 @@ internal sealed unsafe class Reactor : IDisposable
             handler.OnReadiness(registration, (IoEvents)Epoll.GetEvents(buffer, i));
         }
         return done;
+    }
+
+    /// <summary>
+    /// After a park's epoll_wait: the wake entry (at most one per batch: epoll reports a descriptor once per call) ended
+    /// this park, so it is consumed here rather than left as a permit. It is swapped to the front of the batch and
+    /// skipped, so that however few events this park dispatches, no later Poll mistakes it for a new wake.
+    /// </summary>
+    private void ConsumeWakeEntry()
+    {
+        byte* buffer = _buffer;
+        int size = Epoll.EventSize;
+        for (int i = 0; i < _batchCount; i++)
+        {
+            if (Epoll.GetData(buffer, i) != WakeKey) continue;
+            // Entry 0 moves to the wake's place (its readiness is still dispatched, a little later); entry 0 is skipped.
+            if (i != 0) Buffer.MemoryCopy(buffer, buffer + i * size, size, size);
+            _batchNext = 1;
+            WakesReceived++;
+            return;
+        }
     }
 
     /// <summary>The wake's event was fetched (owner only): remembered as a permit until a park consumes it.</summary>

@@ -356,6 +356,29 @@ public sealed class ReactorTests
         Assert.Equal(calls, reactor.WaitCalls);
     }
 
+    [EpollFact]
+    public void Park_WithMaxEventsZero_OnlyWaits_AndLeavesTheReadinessForPoll()
+    {
+        using var reactor = new Reactor();
+        using var pair = LoopbackPair.Create();
+        var handler = new Recorder();
+        reactor.Register(pair.Server.SafeHandle, handler, IoEvents.Readable);
+        pair.PeerSend();
+        pair.WaitReadable();
+        reactor.Wake(); // the same batch holds the wake and the readiness
+        Assert.Equal(0, reactor.Park(HangNs, maxEvents: 0));
+        Assert.Equal(0, handler.Count);
+        Assert.True(reactor.HasPendingEvents);
+        Assert.Equal(1, reactor.WakesReceived);
+        Assert.Equal(1, reactor.Poll(64));
+        Assert.Equal(1, handler.Count);
+        // The park consumed the wake: the next park really waits (a syscall), it does not return on a stale permit.
+        long calls = reactor.WaitCalls;
+        reactor.Park(1);
+        Assert.True(reactor.WaitCalls > calls);
+        Assert.Equal(1, reactor.WakesReceived);
+    }
+
     /// <summary>
     /// Thousands of wake/park round trips between two threads with random pauses, so wakes land before, during and
     /// after the owner's epoll_wait: a single lost wake-up leaves the owner parked and fires the hang detector.
