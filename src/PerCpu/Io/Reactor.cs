@@ -8,9 +8,10 @@ namespace PerCpu.Io;
 
 /// <summary>
 /// One CPU's I/O poller and sleeping place (DESIGN §9): an epoll set holding the descriptors the CPU owns, plus an
-/// eventfd through which other threads wake it. The CPU's dispatch loop calls <see cref="Poll"/> each pass (only while
-/// <see cref="RegisteredCount"/> &gt; 0: no syscall otherwise), and, when idle, <see cref="Park"/> with its earliest
-/// timer as the timeout; a sender that claimed the Parked→Awake transition calls <see cref="Wake"/>.
+/// eventfd through which other threads wake it. The CPU's dispatch loop calls <see cref="Poll"/> from its passes (a
+/// bounded batch; no syscall while nothing is registered), and, when idle, <see cref="Park"/> with its earliest timer as
+/// the timeout; a sender that claimed the Parked→Awake transition calls <see cref="Wake"/>. docs/io-integration.md has
+/// the proposed hook points.
 /// <para>
 /// Ownership: everything but <see cref="Wake"/> belongs to the owner thread (the CPU thread); no member but
 /// <see cref="Wake"/> synchronizes. <see cref="Dispose"/> is the owner's too (or anyone's once the owner has stopped).
