@@ -113,6 +113,16 @@ public sealed partial class Cpu
         [FieldOffset(112)] public long AsyncFinished;
         /// <summary>After a tick found nothing to do, sleep again without spinning first.</summary>
         [FieldOffset(120)] public bool SkipSpin;
+        // stall watchdog (Diagnostics/StallWatchdog.cs): plain stores by the owner; the watchdog reads them racily
+        // (a stale value delays or skips one report, never corrupts anything).
+        /// <summary>The dispatch loop's step (a <see cref="Diagnostics.StallPhase"/>): written at each step of RunPass, in Idle and around a nested cpusync hold.</summary>
+        [FieldOffset(121)] public Diagnostics.StallPhase Phase;
+        /// <summary>Dispatch passes begun (monotonic): with Received and TasksRun, what tells the watchdog this CPU is moving.</summary>
+        [FieldOffset(128)] public long PassStamp;
+        /// <summary>The IPI function or task callback started last (the watchdog names its method when it reports); never cleared.</summary>
+        [FieldOffset(136)] public object? Running;
+        /// <summary>The state of the task started last (an await continuation's state names the async method); never cleared.</summary>
+        [FieldOffset(144)] public object? RunningState;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
@@ -211,11 +221,14 @@ public sealed partial class Cpu
     /// </summary>
     internal bool RunPass()
     {
+        BeginPassForWatchdog(); // stall watchdog
         bool did = ProcessIpis();
         // An interlocked CPU (cpusync) runs only IPIs until its master lets it go.
         if (!IsInterlocked())
         {
+            Own.Phase = StallPhase.SoftInterrupts; // stall watchdog
             did |= RunSoftInterrupts();
+            Own.Phase = StallPhase.Tasks; // stall watchdog
             did |= RunTasks();
         }
         FlushAll();
@@ -251,6 +264,7 @@ public sealed partial class Cpu
         int n = 0;
         while (n < TaskBatch && _tasks.TryDequeue(out TaskItem item))
         {
+            Own.Running = item.Callback; Own.RunningState = item.State; // stall watchdog
             try
             {
                 item.Run(this);
@@ -399,6 +413,7 @@ public sealed partial class Cpu
     /// </summary>
     private void Idle()
     {
+        Own.Phase = StallPhase.Idle; // stall watchdog: an idle or parked CPU is never stalled
         CpuRuntimeOptions options = _shared.Options;
         if (options.PollMode)
         {
@@ -490,6 +505,7 @@ public sealed partial class Cpu
     internal void Invoke(Action<object?, long> func, object? arg1, long arg2, int source)
     {
         Trace?.Record(TraceEvent.Receive, source, Id, func, arg2);
+        Own.Running = func; // stall watchdog
         try
         {
             func(arg1, arg2);

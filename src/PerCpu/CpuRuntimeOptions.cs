@@ -82,6 +82,9 @@ public sealed class CpuRuntimeOptions
     /// </summary>
     public TimeSpan StallThreshold { get; set; } = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>Test hook: false creates the stall watchdog without its timer, for tests that drive it with <c>CheckNow</c>. Defaults to true.</summary>
+    internal bool StallWatchdogTimer { get; set; } = true;
+
     /// <summary>True if <see cref="StallThreshold"/> turns the watchdog on.</summary>
     internal bool StallWatchdogEnabled => StallThreshold != TimeSpan.Zero && StallThreshold != Timeout.InfiniteTimeSpan;
 

@@ -59,6 +59,12 @@ internal sealed unsafe class Parker
         Interlocked.Exchange(ref *state, Empty);
     }
 
+    /// <summary>
+    /// True while the owner is past its last look for work and asleep, or about to sleep, until <see cref="Unpark"/> or
+    /// the timeout (the state word is Parked). Any thread, racy: the stall watchdog and tests use it.
+    /// </summary>
+    internal bool IsSleeping => Volatile.Read(ref *_state) == Parked;
+
     /// <summary>Gives the owner a permit and wakes it if it sleeps. Any thread.</summary>
     public void Unpark()
     {
