@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Tracing;
 using PerCpu.Diagnostics;
 
 namespace PerCpu.Tests.Diagnostics;
@@ -207,6 +208,45 @@ public sealed class StallTests
         StallWatchdog watchdog = runtime.StallWatchdog!;
         await runtime.DisposeAsync();
         Assert.Equal(0, watchdog.CheckNow());
+    }
+
+    private sealed class RuntimeEvents : EventListener
+    {
+        private readonly List<EventWrittenEventArgs> _events = [];
+
+        public void Enable() => EnableEvents(PerCpuEventSource.Log, EventLevel.Informational, PerCpuEventSource.Keywords.Runtime);
+
+        public List<EventWrittenEventArgs> Of(CpuRuntime runtime)
+        {
+            lock (_events) return _events.Where(e => e.PayloadNames!.Contains("runtimeId") && (int)e.Payload![e.PayloadNames.IndexOf("runtimeId")]! == runtime.DiagnosticsId).ToList();
+        }
+
+        protected override void OnEventWritten(EventWrittenEventArgs e)
+        {
+            lock (_events) _events.Add(e);
+        }
+    }
+
+    [Fact]
+    public async Task Stall_IsWrittenToTheEventSource_AsAStallEvent_AndAsAWarning()
+    {
+        using var listener = new RuntimeEvents();
+        listener.Enable();
+        await using var runtime = StartWatched();
+        UntilAsleep(runtime[0]);
+        using Gate gate = NewGate();
+        runtime[1].Send((Action<object?, long>)BlockOnGate, gate);
+        gate.Entered.WaitOrFail("CPU 1 to enter the blocking function");
+        Assert.Single(Look(runtime, 0, 1));
+
+        List<EventWrittenEventArgs> events = listener.Of(runtime);
+        EventWrittenEventArgs stall = Assert.Single(events, e => e.EventName == nameof(PerCpuEventSource.Stall));
+        Assert.Equal(EventLevel.Warning, stall.Level);
+        object?[] p = [.. stall.Payload!];
+        Assert.Equal([runtime.DiagnosticsId, 1, nameof(StallPhase.Ipis), $"{typeof(StallTests).FullName}.{nameof(BlockOnGate)}"], p[..4]);
+        Assert.True((long)p[4]! >= (long)s_threshold.TotalMilliseconds);
+        Assert.False((bool)p[6]!);
+        Assert.Contains(events, e => e.EventName == nameof(PerCpuEventSource.Warning) && ((string)e.Payload![2]!).Contains(nameof(BlockOnGate)));
     }
 
     [Fact]
