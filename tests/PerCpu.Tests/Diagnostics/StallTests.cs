@@ -161,6 +161,36 @@ public sealed class StallTests
         BlockOnGate(gate, 0);
     }
 
+    /// <summary>
+    /// A cpusync hold that keeps a CPU inside a wait (the only hold that keeps it from its loop: at the top of the loop a
+    /// held CPU idles). CPU 1 waits for CPU 2, which the test holds on a gate; an outside master interlocks CPU 1, which
+    /// then spins in the hold until the master lets it go.
+    /// </summary>
+    [Fact]
+    public async Task CpuSyncHoldInsideAWait_IsReported_InTheCpuSyncHoldPhase()
+    {
+        await using var runtime = StartWatched(3);
+        using Gate gate = NewGate();
+        runtime[2].Send((Action<object?, long>)BlockOnGate, gate);
+        gate.Entered.WaitOrFail("CPU 2 to block");
+        Task waiter = runtime[1].InvokeAsync(() =>
+        {
+            long seq = runtime[2].Send(s_noop);
+            runtime[2].WaitFor(seq); // CPU 1 waits here, draining its IPIs, until the gate opens
+        }).AsTask();
+        StallReport report;
+        using (runtime.Interlock(CpuMask.Of(1)))
+        {
+            if (!SpinWait.SpinUntil(() => runtime[1].WatchdogPhase == StallPhase.CpuSyncHold, TestUtil.Hang))
+                throw new Xunit.Sdk.XunitException("Hang detector fired: CPU 1 never entered the nested hold");
+            report = Assert.Single(Look(runtime, 0, 1, 2), r => r.Cpu == runtime[1]);
+        }
+        gate.Release.Set();
+        await waiter.WithHangDetector();
+        Assert.Equal(StallPhase.CpuSyncHold, report.Phase);
+        Assert.Contains("cpusync hold", report.Message);
+    }
+
     [Fact]
     public async Task IdleRuntime_ReportsNothing_OverManyPeriods()
     {
