@@ -119,9 +119,9 @@ public sealed partial class Cpu
         [FieldOffset(121)] public Diagnostics.StallPhase Phase;
         /// <summary>Dispatch passes begun (monotonic): with Received and TasksRun, what tells the watchdog this CPU is moving.</summary>
         [FieldOffset(128)] public long PassStamp;
-        /// <summary>The IPI function or task callback started last (the watchdog names its method when it reports); never cleared.</summary>
+        /// <summary>The IPI function or task callback started last (the watchdog names its method when it reports); cleared in Idle, so that an idle CPU keeps nothing alive.</summary>
         [FieldOffset(136)] public object? Running;
-        /// <summary>The state of the task started last (an await continuation's state names the async method); never cleared.</summary>
+        /// <summary>The state of the task started last (an await continuation's state names the async method); cleared in Idle.</summary>
         [FieldOffset(144)] public object? RunningState;
     }
 
@@ -413,7 +413,7 @@ public sealed partial class Cpu
     /// </summary>
     private void Idle()
     {
-        Own.Phase = StallPhase.Idle; // stall watchdog: an idle or parked CPU is never stalled
+        Own.Phase = StallPhase.Idle; Own.Running = null; Own.RunningState = null; // stall watchdog: idle is never a stall; an idle CPU keeps nothing alive
         CpuRuntimeOptions options = _shared.Options;
         if (options.PollMode)
         {
