@@ -78,11 +78,19 @@ public sealed class ForeignCpuDisposeTests
         }, (si, scheduled, release));
         scheduled.WaitOrFail("CPU 1 to schedule the handler");
 
-        Task dispose = other[0].InvokeAsync(() => si.Dispose()).AsTask();
-        // Dispose cannot return before CPU 1 has run its barrier, which queues behind the blocked function.
-        SpinUntil(() => si.BarrierRemaining == 1, "every CPU but the blocked one to run the barrier");
-        Assert.False(dispose.IsCompleted);
-        release.Set();
+        Task dispose;
+        try
+        {
+            dispose = other[0].InvokeAsync(() => si.Dispose()).AsTask();
+            // Dispose cannot return before CPU 1 has run its barrier, which queues behind the blocked function.
+            SpinUntil(() => si.BarrierRemaining == 1 || dispose.IsCompleted, "every CPU but the blocked one to run the barrier");
+            if (dispose.IsFaulted) await dispose; // fail with the disposal's own exception
+            Assert.False(dispose.IsCompleted);
+        }
+        finally
+        {
+            release.Set(); // a failure above must not leave CPU 1 blocked: the runtime's disposal would wait for it forever
+        }
         await dispose.WithHangDetector();
         await owner[1].InvokeAsync(static () => { }).AsTask().WithHangDetector(); // one more pass on CPU 1
         Assert.Equal(0, Volatile.Read(ref counter.Value));
