@@ -248,7 +248,11 @@ internal sealed class StallWatchdog : IDisposable
         return $"{m.DeclaringType?.FullName}.{m.Name}";
     }
 
-    /// <summary>Counter, warning event (which the event source forwards as a Warning) and the structured Stall event.</summary>
+    /// <summary>
+    /// Counter, warning event (which the event source forwards as a Warning) and the structured Stall event. Under
+    /// <see cref="_lock"/>, on the timer's pool thread: a <see cref="CpuRuntime.Warning"/> handler delays the next look
+    /// while it runs (keep it to a log line), and no report follows <see cref="Dispose"/>.
+    /// </summary>
     private void Publish(StallReport report)
     {
         CpuCounters counters = report.Cpu.Counters;
