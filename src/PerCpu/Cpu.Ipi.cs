@@ -282,7 +282,10 @@ public sealed partial class Cpu
     private void Flush(IpiRing ring, Cpu target)
     {
         if (!ring.Publish()) return;
-        // No fence between the release above and the reads of the target's mask and state: see Cpu.Idle.
+        // No fence between the release above and the reads of the target's mask and state: see Cpu.Idle. Where the
+        // process-wide barrier cannot be trusted to interrupt this core (ARM64 without membarrier), the sender pays a
+        // full fence here instead (issue 11 item 10).
+        if (!Platform.ProcessBarrier.UseAsymmetricFence) Interlocked.MemoryBarrier();
         target.NoteRingPublished(Id);
         int unwoken = ring.P.Unwoken;
         if (unwoken == 0) return; // passive only: the target finds it at its next pass or tick

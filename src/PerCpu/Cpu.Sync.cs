@@ -71,6 +71,8 @@ public sealed partial class Cpu
     private void HoldUntilReleased(CpuSync sync)
     {
         _cpuSyncSpinning = true;
+        Diagnostics.StallPhase phase = Own.Phase; // stall watchdog
+        Own.Phase = Diagnostics.StallPhase.CpuSyncHold; // stall watchdog
         try
         {
             var spinner = new SpinWait();
@@ -84,6 +86,7 @@ public sealed partial class Cpu
         finally
         {
             _cpuSyncSpinning = false;
+            Own.Phase = phase; // stall watchdog
         }
         if (_cpuSyncHeld == sync && sync.StateOf(Id) == CpuSync.Released) FinishCpuSync(sync);
     }

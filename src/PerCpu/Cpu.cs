@@ -116,12 +116,22 @@ public sealed partial class Cpu
         [FieldOffset(112)] public long AsyncFinished;
         /// <summary>After a tick found nothing to do, sleep again without spinning first.</summary>
         [FieldOffset(120)] public bool SkipSpin;
-        /// <summary>Rings in <see cref="_overflowing"/>.</summary>
-        [FieldOffset(124)] public int OverflowCount;
+        // stall watchdog (Diagnostics/StallWatchdog.cs): plain stores by the owner; the watchdog reads them racily
+        // (a stale value delays or skips one report, never corrupts anything).
+        /// <summary>The dispatch loop's step (a <see cref="Diagnostics.StallPhase"/>): written at each step of RunPass, in Idle and around a nested cpusync hold.</summary>
+        [FieldOffset(121)] public Diagnostics.StallPhase Phase;
+        /// <summary>Dispatch passes begun (monotonic): with Received and TasksRun, what tells the watchdog this CPU is moving.</summary>
+        [FieldOffset(128)] public long PassStamp;
+        /// <summary>The IPI function or task callback started last (the watchdog names its method when it reports); cleared in Idle, so that an idle CPU keeps nothing alive.</summary>
+        [FieldOffset(136)] public object? Running;
+        /// <summary>The state of the task started last (an await continuation's state names the async method); cleared in Idle.</summary>
+        [FieldOffset(144)] public object? RunningState;
         /// <summary>Posted tasks run (monotonic; read at shutdown).</summary>
-        [FieldOffset(128)] public long PostsRun;
+        [FieldOffset(152)] public long PostsRun;
+        /// <summary>Rings in <see cref="_overflowing"/>.</summary>
+        [FieldOffset(160)] public int OverflowCount;
         /// <summary>Messages in all of this CPU's overflows.</summary>
-        [FieldOffset(136)] public int OverflowEntries;
+        [FieldOffset(164)] public int OverflowEntries;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
@@ -242,11 +252,20 @@ public sealed partial class Cpu
     /// </summary>
     internal bool RunPass()
     {
+        BeginPassForWatchdog(); // stall watchdog
         bool did = ProcessIpis();
         // An interlocked CPU (cpusync) runs only IPIs until its master lets it go. Checked before each phase: soft
         // interrupts process IPIs between handlers, and one of those may be a master's hold (issue 11 C).
-        if (!IsInterlocked()) did |= RunSoftInterrupts();
-        if (!IsInterlocked()) did |= RunTasks();
+        if (!IsInterlocked())
+        {
+            Own.Phase = StallPhase.SoftInterrupts; // stall watchdog
+            did |= RunSoftInterrupts();
+        }
+        if (!IsInterlocked())
+        {
+            Own.Phase = StallPhase.Tasks; // stall watchdog
+            did |= RunTasks();
+        }
         FlushAll();
         return did;
     }
@@ -305,6 +324,7 @@ public sealed partial class Cpu
 
     private void RunTask(in TaskItem item)
     {
+        Own.Running = item.Callback; Own.RunningState = item.State; // stall watchdog
         try
         {
             item.Run(this);
@@ -439,6 +459,7 @@ public sealed partial class Cpu
     /// </summary>
     private void Idle()
     {
+        Own.Phase = StallPhase.Idle; Own.Running = null; Own.RunningState = null; // stall watchdog: idle is never a stall; an idle CPU keeps nothing alive
         CpuRuntimeOptions options = _shared.Options;
         if (Own.OverflowCount != 0)
         {
@@ -474,7 +495,8 @@ public sealed partial class Cpu
         Volatile.Write(ref _state.Value, StateParked);
         // Orders the clear and the Parked store before the re-checks below, against every sender (see above).
         // Also a full fence here, which the Dekker pairs with outside senders, cpusync and soft interrupts need.
-        Interlocked.MemoryBarrierProcessWide();
+        if (Platform.ProcessBarrier.UseAsymmetricFence) Interlocked.MemoryBarrierProcessWide();
+        else Interlocked.MemoryBarrier(); // symmetric mode: every sender fences too (Flush)
         if (RecheckClearedRings() || HasWork())
         {
             // A sender may have claimed the wake in between; either way we are awake now (a stray permit only
@@ -541,6 +563,7 @@ public sealed partial class Cpu
     internal void Invoke(Action<object?, long> func, object? arg1, long arg2, int source)
     {
         Trace?.Record(TraceEvent.Receive, source, Id, func, arg2);
+        Own.Running = func; // stall watchdog
         try
         {
             func(arg1, arg2);

@@ -48,6 +48,12 @@ public sealed partial class CpuRuntime
     /// <summary>This runtime's meter; created with the runtime, disposed when it stops.</summary>
     private RuntimeMetrics? _metrics;
 
+    /// <summary>The stall watchdog, or null when <see cref="CpuRuntimeOptions.StallThreshold"/> turns it off; created with the runtime, disposed when it stops.</summary>
+    private StallWatchdog? _stallWatchdog;
+
+    /// <summary>The stall watchdog (tests drive it with <see cref="StallWatchdog.CheckNow()"/>), or null when it is off.</summary>
+    internal StallWatchdog? StallWatchdog => _stallWatchdog;
+
     private static readonly EventHandler<CpuWarningEventArgs> s_forwardWarning = static (sender, e) =>
     {
         PerCpuEventSource log = PerCpuEventSource.Log;
@@ -156,6 +162,7 @@ public sealed partial class CpuRuntime
         // Touch the event source before taking any lock: its construction may call back into OnTracePointListenersChanged.
         PerCpuEventSource log = PerCpuEventSource.Log;
         _metrics = new RuntimeMetrics(this);
+        _stallWatchdog = StallWatchdog.Start(this); // its timer looks at CPUs that are not started yet as idle
         Warning += s_forwardWarning;
         UnhandledException += s_forwardException;
         lock (s_live) s_live.Add(this);
@@ -167,6 +174,7 @@ public sealed partial class CpuRuntime
     private void ShutdownDiagnostics()
     {
         lock (s_live) s_live.Remove(this);
+        _stallWatchdog?.Dispose(); // the CPUs have stopped: nothing left to watch
         _metrics?.Dispose();
         lock (_traceGate)
         {

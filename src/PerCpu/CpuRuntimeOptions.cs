@@ -26,7 +26,8 @@ public sealed class CpuRuntimeOptions
 
     /// <summary>
     /// How long an idle CPU polls for work before it parks. Parking and waking a thread costs tens of microseconds on
-    /// virtual machines, so a short spin keeps conversations fast without burning an idle core. Defaults to 50 µs.
+    /// virtual machines, so a short spin keeps conversations fast without burning an idle core. Zero or more, at most
+    /// 24.8 days (<see cref="int.MaxValue"/> milliseconds). Defaults to 50 µs.
     /// </summary>
     public TimeSpan IdleSpin { get; set; } = TimeSpan.FromMicroseconds(50);
 
@@ -37,14 +38,21 @@ public sealed class CpuRuntimeOptions
 
     /// <summary>
     /// The per-CPU tick: the longest a parked CPU sleeps before it looks for passive messages
-    /// (<see cref="Cpu.SendPassive(Action{object?, long}, object?, long)"/>). Defaults to 10 ms.
+    /// (<see cref="Cpu.SendPassive(Action{object?, long}, object?, long)"/>). Positive, at most 24.8 days (<see cref="int.MaxValue"/> milliseconds).
+    /// Defaults to 10 ms.
     /// </summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>How long a CPU waits on another (a full ring, <see cref="Cpu.WaitFor(long)"/>) before it raises <see cref="CpuRuntime.Warning"/>. Defaults to 1 s.</summary>
+    /// <summary>
+    /// How long a CPU waits on another (a full ring, <see cref="Cpu.WaitFor(long)"/>) before it raises
+    /// <see cref="CpuRuntime.Warning"/>. Positive, at most 24.8 days (<see cref="int.MaxValue"/> milliseconds). Defaults to 1 s.
+    /// </summary>
     public TimeSpan WaitWarning { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long a CPU waits on another before it gives up with a <see cref="TimeoutException"/>. Defaults to 10 s.</summary>
+    /// <summary>
+    /// How long a CPU waits on another before it gives up with a <see cref="TimeoutException"/>. Positive, at most
+    /// 24.8 days (<see cref="int.MaxValue"/> milliseconds). Defaults to 10 s.
+    /// </summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Name prefix of the CPU threads, as shown by debuggers and <c>top -H</c>. Defaults to <c>"percpu"</c>.</summary>
@@ -62,6 +70,33 @@ public sealed class CpuRuntimeOptions
     /// </summary>
     public bool SoftInterruptTiming { get; set; }
 
+    /// <summary>
+    /// How long a function, soft interrupt, task or cpusync hold may keep a CPU from its dispatch loop before the stall
+    /// watchdog reports it (Seastar's "reactor stalled", Linux's soft-lockup report): once per stall, through
+    /// <see cref="CpuRuntime.Warning"/>, the <c>PerCpu</c> event source and the <c>percpu.stalls</c> counter, naming the
+    /// CPU, what it is running, for how long, and how many messages wait behind it. A parked CPU that has not drained
+    /// work published to it for this long is woken again (DragonFly's "target not draining" re-send). The watchdog
+    /// looks every half threshold; the CPUs only store a stamp and a phase per step, which costs nothing measurable.
+    /// <see cref="TimeSpan.Zero"/> or <see cref="Timeout.InfiniteTimeSpan"/> turns the watchdog off; otherwise positive,
+    /// at most 24.8 days (<see cref="int.MaxValue"/> milliseconds). Defaults to 50 ms.
+    /// </summary>
+    public TimeSpan StallThreshold { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Test hook: false creates the stall watchdog without its timer, for tests that drive it with <c>CheckNow</c>. Defaults to true.</summary>
+    internal bool StallWatchdogTimer { get; set; } = true;
+
+    /// <summary>True if <see cref="StallThreshold"/> turns the watchdog on.</summary>
+    internal bool StallWatchdogEnabled => StallThreshold != TimeSpan.Zero && StallThreshold != Timeout.InfiniteTimeSpan;
+
+    /// <summary>
+    /// The longest <see cref="TickInterval"/>, <see cref="WaitWarning"/>, <see cref="WaitTimeout"/>,
+    /// <see cref="IdleSpin"/> and <see cref="StallThreshold"/> accepted: <see cref="int.MaxValue"/> milliseconds (about
+    /// 24.8 days), the longest finite timeout that <see cref="ManualResetEventSlim.Wait(TimeSpan)"/>,
+    /// <see cref="Task.Wait(TimeSpan)"/> and <see cref="Monitor.Wait(object, TimeSpan)"/> take. The runtime passes these
+    /// settings to such waits (a parked CPU without a futex, disposal, outside callers), where a longer one would throw.
+    /// </summary>
+    internal static readonly TimeSpan MaxTimeSpan = TimeSpan.FromMilliseconds(int.MaxValue);
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> with a message that says how to fix the first bad setting.</summary>
     internal CpuRuntimeOptions Validate()
     {
@@ -75,6 +110,8 @@ public sealed class CpuRuntimeOptions
         CheckSpan(TickInterval, nameof(TickInterval), allowZero: false);
         CheckSpan(WaitWarning, nameof(WaitWarning), allowZero: false);
         CheckSpan(WaitTimeout, nameof(WaitTimeout), allowZero: false);
+        if (StallWatchdogEnabled)
+            CheckSpan(StallThreshold, nameof(StallThreshold), allowZero: false, " (or TimeSpan.Zero or Timeout.InfiniteTimeSpan to turn the stall watchdog off)");
         ArgumentNullException.ThrowIfNull(ThreadName);
         if (MaxSoftInterrupts < 1 || MaxSoftInterrupts > 65536)
             throw new ArgumentOutOfRangeException(nameof(MaxSoftInterrupts), MaxSoftInterrupts, "MaxSoftInterrupts must be between 1 and 65536 (it defaults to 256).");
@@ -87,9 +124,14 @@ public sealed class CpuRuntimeOptions
             throw new ArgumentOutOfRangeException(name, value, $"{name} must be a power of two between 16 and 16777216 (for example 512 or 1024).");
     }
 
-    private static void CheckSpan(TimeSpan value, string name, bool allowZero)
+    private static void CheckSpan(TimeSpan value, string name, bool allowZero, string? alternative = null)
     {
         if (value < TimeSpan.Zero || (!allowZero && value == TimeSpan.Zero) || value == Timeout.InfiniteTimeSpan)
-            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a positive, finite time span.");
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be a positive, finite time span{alternative}.");
+        if (value > MaxTimeSpan)
+            throw new ArgumentOutOfRangeException(name, value,
+                $"{name} is {value}, longer than {MaxTimeSpan} (int.MaxValue milliseconds, about 24.8 days): the longest timeout " +
+                "that Task.Wait, ManualResetEventSlim.Wait and Monitor.Wait accept, and the runtime passes this setting to such waits. " +
+                $"Use at most TimeSpan.FromMilliseconds(int.MaxValue){alternative}: a value that long already means practically never.");
     }
 }

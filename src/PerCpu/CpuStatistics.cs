@@ -36,13 +36,20 @@ public readonly record struct CpuStatistics
     /// <summary>CPU synchronizations (interlocks) this CPU mastered (<c>ipiq_cscount</c>).</summary>
     public long CpuSyncs { get; init; }
 
+    /// <summary>
+    /// Stalls the stall watchdog reported on this CPU: a function, handler, task or cpusync hold that kept it from its
+    /// loop for longer than <see cref="CpuRuntimeOptions.StallThreshold"/>, or a parked CPU woken again because it left
+    /// published work undrained that long.
+    /// </summary>
+    public long Stalls { get; init; }
+
     /// <summary>Field-wise sum.</summary>
     public static CpuStatistics operator +(CpuStatistics a, CpuStatistics b) => new()
     {
         Sent = a.Sent + b.Sent, FifoFull = a.FifoFull + b.FifoFull, Avoided = a.Avoided + b.Avoided,
         Passive = a.Passive + b.Passive, SendFailed = a.SendFailed + b.SendFailed, WakesSent = a.WakesSent + b.WakesSent,
         WakesReceived = a.WakesReceived + b.WakesReceived, Received = a.Received + b.Received, Errors = a.Errors + b.Errors,
-        CpuSyncs = a.CpuSyncs + b.CpuSyncs,
+        CpuSyncs = a.CpuSyncs + b.CpuSyncs, Stalls = a.Stalls + b.Stalls,
     };
 
     /// <summary>Field-wise difference.</summary>
@@ -51,6 +58,6 @@ public readonly record struct CpuStatistics
         Sent = a.Sent - b.Sent, FifoFull = a.FifoFull - b.FifoFull, Avoided = a.Avoided - b.Avoided,
         Passive = a.Passive - b.Passive, SendFailed = a.SendFailed - b.SendFailed, WakesSent = a.WakesSent - b.WakesSent,
         WakesReceived = a.WakesReceived - b.WakesReceived, Received = a.Received - b.Received, Errors = a.Errors - b.Errors,
-        CpuSyncs = a.CpuSyncs - b.CpuSyncs,
+        CpuSyncs = a.CpuSyncs - b.CpuSyncs, Stalls = a.Stalls - b.Stalls,
     };
 }

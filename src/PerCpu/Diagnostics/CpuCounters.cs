@@ -23,6 +23,8 @@ internal sealed class CpuCounters
     public long Received;
     public long Errors;
     public long CpuSyncs;
+    /// <summary>The one field the owner does not write: stalls reported by the stall watchdog, its only writer (under its lock).</summary>
+    public long Stalls;
 #pragma warning disable CS0169, IDE0051
     private readonly long _pad8, _pad9, _pad10, _pad11, _pad12, _pad13, _pad14, _pad15;
 #pragma warning restore CS0169, IDE0051
@@ -32,6 +34,6 @@ internal sealed class CpuCounters
         Sent = Volatile.Read(ref Sent), FifoFull = Volatile.Read(ref FifoFull), Avoided = Volatile.Read(ref Avoided),
         Passive = Volatile.Read(ref Passive), SendFailed = Volatile.Read(ref SendFailed), WakesSent = Volatile.Read(ref WakesSent),
         WakesReceived = Volatile.Read(ref WakesReceived), Received = Volatile.Read(ref Received), Errors = Volatile.Read(ref Errors),
-        CpuSyncs = Volatile.Read(ref CpuSyncs),
+        CpuSyncs = Volatile.Read(ref CpuSyncs), Stalls = Volatile.Read(ref Stalls),
     };
 }

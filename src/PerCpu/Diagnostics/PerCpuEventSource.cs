@@ -26,7 +26,7 @@ internal sealed class PerCpuEventSource : EventSource
         public const EventKeywords Runtime = (EventKeywords)0x2;
     }
 
-    private const int TracePointId = 1, WarningId = 2, UnhandledExceptionId = 3, RuntimeStartedId = 4, RuntimeStoppedId = 5;
+    private const int TracePointId = 1, WarningId = 2, UnhandledExceptionId = 3, RuntimeStartedId = 4, RuntimeStoppedId = 5, StallId = 6;
 
     private PerCpuEventSource()
     {
@@ -93,6 +93,34 @@ internal sealed class PerCpuEventSource : EventSource
             data[3] = Data(pType, (exceptionType.Length + 1) * 2);
             data[4] = Data(pMessage, (message.Length + 1) * 2);
             WriteEventCore(UnhandledExceptionId, 5, data);
+        }
+    }
+
+    /// <summary>
+    /// The stall watchdog's report (also raised as a <see cref="Warning"/> with the full sentence): CPU <paramref name="cpu"/>
+    /// has been kept from its loop for <paramref name="elapsedMs"/> ms in <paramref name="phase"/> running
+    /// <paramref name="function"/>, with <paramref name="waiting"/> messages and tasks behind it; or, with
+    /// <paramref name="rewoken"/>, it was parked with that much published work undrained and was woken again.
+    /// </summary>
+    [Event(StallId, Level = EventLevel.Warning, Keywords = Keywords.Runtime,
+        Message = "CPU {1} stalled for {4} ms in {2} running {3}; {5} waiting; woken again: {6}")]
+    [UnconditionalSuppressMessage("ReflectionAnalysis", "IL2026", Justification = "Parameters are primitives and strings.")]
+    public unsafe void Stall(int runtimeId, int cpu, string phase, string function, long elapsedMs, long waiting, bool rewoken)
+    {
+        if (!IsEnabled()) return;
+        int rewokenValue = rewoken ? 1 : 0; // an EventSource bool is 4 bytes
+        fixed (char* pPhase = phase)
+        fixed (char* pFunction = function)
+        {
+            EventData* data = stackalloc EventData[7];
+            data[0] = Data(&runtimeId, sizeof(int));
+            data[1] = Data(&cpu, sizeof(int));
+            data[2] = Data(pPhase, (phase.Length + 1) * 2);
+            data[3] = Data(pFunction, (function.Length + 1) * 2);
+            data[4] = Data(&elapsedMs, sizeof(long));
+            data[5] = Data(&waiting, sizeof(long));
+            data[6] = Data(&rewokenValue, sizeof(int));
+            WriteEventCore(StallId, 7, data);
         }
     }
 

@@ -61,6 +61,9 @@ internal sealed class RuntimeMetrics : IDisposable
             static s => s.Errors, external: false);
         Counter("percpu.cpusync.count", "{sync}", "CPU synchronizations (interlocks) mastered by each CPU (ipiq_cscount).",
             static s => s.CpuSyncs, external: false);
+        Counter("percpu.stalls", "{stall}",
+            "Stalls reported by the stall watchdog: a CPU kept from its dispatch loop longer than StallThreshold, or parked with undrained work and woken again.",
+            static s => s.Stalls, external: false);
 
         SoftCounter("percpu.softint.count", "{run}", "Soft interrupt handler runs started on each CPU at each level (NetBSD si_evcnt).",
             static s => s.Count);

@@ -21,11 +21,16 @@ internal sealed unsafe class Parker
     /// <summary>Fallback where there is no futex: a managed event (always used for the wait, set by wakers).</summary>
     private readonly ManualResetEventSlim? _event;
 
-    public Parker()
+    public Parker() : this(Futex.IsSupported)
+    {
+    }
+
+    /// <summary>Test hook: <paramref name="useFutex"/> false forces the managed event, as on platforms without a futex.</summary>
+    internal Parker(bool useFutex)
     {
         // Element 16 of 32 ints: 64 bytes on either side, so no neighbour shares its line.
         _state = (int*)Unsafe.AsPointer(ref _storage[16]);
-        if (!Futex.IsSupported) _event = new ManualResetEventSlim(false, spinCount: 0);
+        if (!useFutex) _event = new ManualResetEventSlim(false, spinCount: 0);
     }
 
     /// <summary>Sleeps until <see cref="Unpark"/> or the timeout; returns at once if a permit is pending. Owner thread only.</summary>
@@ -53,6 +58,12 @@ internal sealed unsafe class Parker
         // Whether woken, timed out or spuriously returned: leave the state Empty (consuming any permit).
         Interlocked.Exchange(ref *state, Empty);
     }
+
+    /// <summary>
+    /// True while the owner is past its last look for work and asleep, or about to sleep, until <see cref="Unpark"/> or
+    /// the timeout (the state word is Parked). Any thread, racy: the stall watchdog and tests use it.
+    /// </summary>
+    internal bool IsSleeping => Volatile.Read(ref *_state) == Parked;
 
     /// <summary>Gives the owner a permit and wakes it if it sleeps. Any thread.</summary>
     public void Unpark()

@@ -212,6 +212,7 @@ internal sealed class IpiRing
             Volatile.Write(ref X.RIndex, ri);
             C.Active++;
             trace?.Record(Diagnostics.TraceEvent.Receive, Source, Target, func, arg2);
+            consumer.Own.Running = func; // stall watchdog
             func(arg1, arg2);
             counters.Received++; // before XIndex: a WaitFor that returns sees its message counted
             // XIndex only moves when no older entry of this ring is still on the stack (a nested drain may finish

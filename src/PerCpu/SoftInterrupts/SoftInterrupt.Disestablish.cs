@@ -36,8 +36,20 @@ public sealed partial class SoftInterrupt
     /// itself): dispose from elsewhere, or use <see cref="DisposeAsync"/> from other code on that CPU.
     /// </exception>
     /// <exception cref="TimeoutException">The handler stayed active for <see cref="CpuRuntimeOptions.WaitTimeout"/>; the soft interrupt refuses schedules, and a later Dispose tries again.</exception>
+    /// <remarks>
+    /// From a CPU of another runtime, which is an outside thread to this one, the disposal runs on the thread pool while
+    /// that CPU blocks until it ends, as any synchronous wait blocks it (<see cref="DisposeAsync"/> does not block it).
+    /// </remarks>
     public void Dispose()
     {
+        if (OnForeignCpu())
+        {
+            // A CPU must not send to or wait on another runtime's queues from its own thread (Cpu.Send refuses it);
+            // as any outside thread, the pool thread may. It has no synchronization context, so no step of the disposal
+            // (Runtime.Dispose included) needs the blocked CPU to make progress.
+            Task.Run(Dispose).GetAwaiter().GetResult();
+            return;
+        }
         Cpu? self = CallingCpu();
         CheckNotInside(self, synchronous: true);
         TaskCompletionSource? attempt;
@@ -79,8 +91,10 @@ public sealed partial class SoftInterrupt
     /// </summary>
     /// <returns>A task that completes once the handler is inactive everywhere and never runs again.</returns>
     /// <exception cref="InvalidOperationException">Called from inside the handler's synchronous part.</exception>
+    /// <remarks>From a CPU of another runtime the disposal runs on the thread pool; the caller resumes on its own CPU.</remarks>
     public ValueTask DisposeAsync()
     {
+        if (OnForeignCpu()) return new ValueTask(Task.Run(() => DisposeCoreAsync(null))); // see Dispose
         Cpu? self = CallingCpu();
         CheckNotInside(self, synchronous: false);
         return new ValueTask(DisposeCoreAsync(self));
@@ -124,6 +138,13 @@ public sealed partial class SoftInterrupt
             throw;
         }
     }
+
+    /// <summary>
+    /// True on a CPU thread of another runtime. Checked before any state changes: such a thread may not send into this
+    /// runtime (<see cref="Cpu.Send(Action{object?, long}, object?, long)"/> refuses a foreign CPU), so the disposal moves
+    /// to the thread pool, where it is an ordinary outside thread.
+    /// </summary>
+    private bool OnForeignCpu() => Cpu.Current is { } cpu && cpu.Runtime != Table.Runtime;
 
     /// <summary>The calling CPU if it belongs to this runtime, else null (another runtime's CPU is an outside thread here).</summary>
     private Cpu? CallingCpu() => Cpu.Current is { } cpu && cpu.Runtime == Table.Runtime ? cpu : null;

@@ -17,6 +17,7 @@ public sealed class MetricsTests
         ["percpu.ipi.wakes_received"] = s => s.WakesReceived,
         ["percpu.errors"] = s => s.Errors,
         ["percpu.cpusync.count"] = s => s.CpuSyncs,
+        ["percpu.stalls"] = s => s.Stalls,
     };
 
     /// <summary>The soft interrupt instruments (tags cpu and level) and the field each reports.</summary>
