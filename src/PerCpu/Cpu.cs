@@ -393,7 +393,13 @@ public sealed partial class Cpu
                 int source = (w << 6) + b;
                 // A set ring bit only says the source has sent since we last parked: look at its write index (a
                 // read of a line the producer writes only when it publishes, so a cache hit while nothing is new).
-                if (source == _externalBit || IncomingRing(source).HasPublishedWork) return true;
+                if (source == _externalBit)
+                {
+                    // Posted tasks wait while the CPU is held (cpusync), like local ones: they must not keep it from idling.
+                    if (Inbox.HasWork || (Posts.HasItem && !IsInterlocked())) return true;
+                    continue;
+                }
+                if (IncomingRing(source).HasPublishedWork) return true;
             }
         }
         // A held CPU (cpusync) runs no tasks or soft interrupts: pending ones must not keep it from idling.

@@ -26,7 +26,7 @@ public sealed class ForwardingTests
     {
         const int Messages = 50_000;
         var ledger = new Ledger();
-        await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 64);
+        await using var runtime = TestUtil.Start(2, o => { o.FifoCapacity = 64; TestUtil.Quiet(o); });
         runtime.UnhandledException += (_, e) => ledger.Errors.Enqueue(e.Exception);
         var sender = Task.Factory.StartNew(() =>
         {
@@ -43,7 +43,7 @@ public sealed class ForwardingTests
                 }, ledger);
         }, TaskCreationOptions.LongRunning);
         await Progress.Until(() => Volatile.Read(ref ledger.Ran) == Messages && sender.IsCompleted,
-            () => Volatile.Read(ref ledger.Ran) + Volatile.Read(ref ledger.Forwarded), "forwarding to a slow CPU");
+            () => Volatile.Read(ref ledger.Ran) + Volatile.Read(ref ledger.Forwarded), () => $"forwarding to a slow CPU ({ledger.Errors.Count} errors: {ledger.Errors.FirstOrDefault()})");
         await sender;
         Assert.Empty(ledger.Errors);
         Assert.Equal(Messages, ledger.Forwarded);
@@ -62,7 +62,7 @@ public sealed class ForwardingTests
     public async Task CycleOfForwardingCpus_Finishes(int cpus, int capacity, int messages, int hops)
     {
         var ledger = new Ledger();
-        await using var runtime = TestUtil.Start(cpus, o => o.FifoCapacity = capacity);
+        await using var runtime = TestUtil.Start(cpus, o => { o.FifoCapacity = capacity; TestUtil.Quiet(o); });
         runtime.UnhandledException += (_, e) => ledger.Errors.Enqueue(e.Exception);
         var injectors = new Task[cpus];
         for (int c = 0; c < cpus; c++)
@@ -79,7 +79,7 @@ public sealed class ForwardingTests
         }
         long expected = (long)(messages / cpus) * cpus * hops;
         await Progress.Until(() => Volatile.Read(ref ledger.Hops) == expected && injectors.All(t => t.IsCompleted),
-            () => Volatile.Read(ref ledger.Hops), $"a cycle of {cpus} forwarding CPUs at capacity {capacity}");
+            () => Volatile.Read(ref ledger.Hops), () => $"a cycle of {cpus} forwarding CPUs at capacity {capacity} ({ledger.Errors.Count} errors: {ledger.Errors.FirstOrDefault()})");
         await Task.WhenAll(injectors);
         Assert.Empty(ledger.Errors);
         Assert.Equal(expected, Volatile.Read(ref ledger.Hops));
@@ -99,14 +99,14 @@ public sealed class ForwardingTests
     {
         const int Messages = 20_000;
         var ledger = new Ledger();
-        await using var runtime = TestUtil.Start(4, o => o.FifoCapacity = 16);
+        await using var runtime = TestUtil.Start(4, o => { o.FifoCapacity = 16; TestUtil.Quiet(o); });
         runtime.UnhandledException += (_, e) => ledger.Errors.Enqueue(e.Exception);
         var sender = Task.Factory.StartNew(() =>
         {
             for (int i = 0; i < Messages; i++) runtime[0].Send(Chain, ledger, 3);
         }, TaskCreationOptions.LongRunning);
         await Progress.Until(() => Volatile.Read(ref ledger.Ran) == Messages && sender.IsCompleted,
-            () => Volatile.Read(ref ledger.Hops), "a chain of forwarding CPUs");
+            () => Volatile.Read(ref ledger.Hops), () => $"a chain of forwarding CPUs ({ledger.Errors.Count} errors: {ledger.Errors.FirstOrDefault()})");
         await sender;
         Assert.Empty(ledger.Errors);
         Assert.Equal(Messages * 4L, Volatile.Read(ref ledger.Hops));

@@ -9,7 +9,10 @@ internal static class Progress
     public static readonly TimeSpan Stall = TimeSpan.FromSeconds(60);
 
     /// <summary>Waits until <paramref name="done"/> holds; fails if <paramref name="progress"/> stays the same for <see cref="Stall"/>.</summary>
-    public static async Task Until(Func<bool> done, Func<long> progress, string what)
+    public static Task Until(Func<bool> done, Func<long> progress, string what) => Until(done, progress, () => what);
+
+    /// <summary>As above, with a description built when it fails (it may report what went wrong meanwhile).</summary>
+    public static async Task Until(Func<bool> done, Func<long> progress, Func<string> what)
     {
         long last = progress();
         DateTime lastMove = DateTime.UtcNow;
@@ -24,7 +27,7 @@ internal static class Progress
             }
             else if (DateTime.UtcNow - lastMove > Stall)
             {
-                throw new Xunit.Sdk.XunitException($"No progress for {Stall.TotalSeconds:F0} s (stuck at {now}): {what}");
+                throw new Xunit.Sdk.XunitException($"No progress for {Stall.TotalSeconds:F0} s (stuck at {now}): {what()}");
             }
         }
     }
