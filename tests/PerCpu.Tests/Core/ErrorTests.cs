@@ -112,14 +112,47 @@ public sealed class ValidationTests
         Assert.Contains("CpuCount", e.Message);
     }
 
+    /// <summary>Sizes in range (16 to 2^24) that are not powers of two: refused for that reason alone.</summary>
     [Theory]
+    [InlineData(24)]
     [InlineData(100)]
-    [InlineData(8)]
-    [InlineData(0)]
+    [InlineData(1000)]
+    [InlineData((1 << 20) + 1)]
     public void FifoCapacity_MustBeAPowerOfTwo(int capacity)
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1, FifoCapacity = capacity }));
+        Assert.Equal("FifoCapacity", e.ParamName);
         Assert.Contains("power of two", e.Message);
+    }
+
+    /// <summary>Powers of two (and 0) out of range: refused for the bound.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(1 << 25)]
+    [InlineData(-16)]
+    public void FifoCapacity_MustBeBetween16And2To24(int capacity)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = 1, FifoCapacity = capacity }));
+        Assert.Equal("FifoCapacity", e.ParamName);
+        Assert.Contains("between 16 and 16777216", e.Message);
+    }
+
+    /// <summary>
+    /// The other side of the two rules above: powers of two in range are taken, the bounds included (so the sizes the
+    /// first refuses are refused for not being powers of two). With two CPUs a ring is built and used, except at 2^24
+    /// (400 MB a ring), where one CPU (no ring) shows the setting is accepted.
+    /// </summary>
+    [Theory]
+    [InlineData(16, 2)]
+    [InlineData(1024, 2)]
+    [InlineData(1 << 24, 1)]
+    public async Task FifoCapacity_AcceptsPowersOfTwoInRange(int capacity, int cpus)
+    {
+        await using var runtime = CpuRuntime.Start(new CpuRuntimeOptions { CpuCount = cpus, FifoCapacity = capacity });
+        Cpu last = runtime[cpus - 1];
+        await runtime[0].InvokeAsync(() => last.WaitFor(last.Send(static (_, _) => { }))).AsTask().WithHangDetector();
     }
 
     [Fact]
