@@ -83,7 +83,7 @@ public sealed class IpiStressTests
     {
         await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
         var world = new World(2, 0);
-        const long N = 200_000;
+        const long N = 50_000;
         var flood = new Task[2];
         for (int c = 0; c < 2; c++)
         {
