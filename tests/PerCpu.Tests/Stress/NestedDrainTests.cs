@@ -47,11 +47,11 @@ public sealed class NestedDrainTests
     /// room that only the other's unpublished reads would show, and neither can write anything new for the other's
     /// innermost drain to find. Everything accepted must run, with no error.
     /// </summary>
-    [Fact(Skip = "Library bug (issue 11, defect B): a CPU inside a nested wait does not publish how far it has read (IpiRing.Drain publishes its read index every 32 entries or when a drain ends; a nested drain that finds nothing new publishes nothing), so two CPUs whose rings to each other are full by the producer's view deadlock until WaitTimeout; the TimeoutException then escapes a function (counted as an error) and that function's remaining sends are lost. Fails every time today. Un-skip when the consumer publishes its read index before it waits.")]
+    [Fact(Skip = "Library bug (issue 11, defect B): a CPU inside a nested wait does not publish how far it has read (IpiRing.Drain publishes its read index every 32 entries or when a drain ends; a nested drain that finds nothing new publishes nothing), so two CPUs whose rings to each other are full by the producer's view deadlock until WaitTimeout; the TimeoutException then escapes a function (counted as an error) and that function's remaining sends are lost. Fails every time today: after WaitTimeout (30 s here) CPU 1's waits time out inside forwarders (errors, lost replies) and CPU 0's first wait throws 'CPU 0 has waited for room in its IPI ring to CPU 1 … 3 message(s) behind', MutualFlood's message. Un-skip when the consumer publishes its read index before it waits.")]
     public async Task MutualNestedWaits_WithReadsNotYetPublished_DoNotDeadlock()
     {
         // A long WaitTimeout: CPU 0's first wait lasts the whole construction, however slow a loaded machine makes it.
-        await using var runtime = TestUtil.Start(2, o => { o.FifoCapacity = 16; o.WaitTimeout = TimeSpan.FromSeconds(60); });
+        await using var runtime = TestUtil.Start(2, o => { o.FifoCapacity = 16; o.WaitTimeout = TimeSpan.FromSeconds(30); });
         var counts = new Counts { Runtime = runtime };
         runtime.UnhandledException += (_, _) => Interlocked.Increment(ref counts.Errors);
         using var gate1 = new ManualResetEventSlim();
@@ -61,14 +61,19 @@ public sealed class NestedDrainTests
         {
             for (int i = 0; i < 10; i++) runtime[1].Send(s_forwarder, counts); // the 10th waits: CPU 1 is held
         }).AsTask();
-        // Queued behind the call above, so they run inside its 10th send's wait.
+        // Queued behind the call above, so it runs inside its 10th send's wait: 5 more forwarders (a nested send may fill
+        // to 14 of 16), published as the end of a pass would, then CPU 0 is held there.
+        using var held0 = new ManualResetEventSlim();
         runtime[0].Send(static (o, _) =>
         {
-            var c = (Counts)o!;
-            for (int i = 0; i < 5; i++) c.Runtime[1].Send(s_forwarder, c); // nested: up to 14 of 16
-        }, counts);
-        TestUtil.Block(runtime[0], gate0);
-        Assert.Equal(1, runtime[0].GetStatistics().FifoFull); // CPU 0 is held inside its 10th send's wait
+            var (c, gate, held) = ((Counts, ManualResetEventSlim, ManualResetEventSlim))o!;
+            for (int i = 0; i < 5; i++) c.Runtime[1].Send(s_forwarder, c);
+            Cpu.Current!.FlushAll();
+            held.Set();
+            gate.WaitOrFail("the test lets CPU 0 go");
+        }, (counts, gate0, held0));
+        held0.WaitOrFail("CPU 0 is held");
+        Assert.Equal(1, runtime[0].GetStatistics().FifoFull); // inside its 10th send's wait
         gate1.Set();
         // CPU 1 takes all 14 forwarders: each of them has started.
         await Progress.WaitUntil(() => Interlocked.Read(ref counts.Forwarders), 14);
