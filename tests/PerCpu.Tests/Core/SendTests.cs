@@ -140,6 +140,80 @@ public sealed class SendTests
         Assert.Equal(1, failed);
     }
 
+    /// <summary>
+    /// From a thread that is not a CPU, <c>TrySend</c> on a full inbox returns false at once and sends nothing: with
+    /// CPU 1 held inside a function, the inbox (16 slots) accepts exactly 16 messages and refuses the rest; once CPU 1
+    /// is let go, exactly the accepted ones run.
+    /// </summary>
+    [Fact]
+    public async Task TrySend_FromOutside_OnAFullInbox_ReturnsFalse_AndSendsNothing()
+    {
+        await using var runtime = TestUtil.Start(2, o => o.InboxCapacity = 16);
+        using var gate = new ManualResetEventSlim();
+        TestUtil.Block(runtime[1], gate); // its slot is free again: the blocked function was taken out of the inbox
+        var ran = new long[1];
+        runtime.ResetStatistics();
+        int accepted = 0;
+        while (accepted <= 16 && runtime[1].TrySend(static (o, _) => Interlocked.Increment(ref ((long[])o!)[0]), ran)) accepted++;
+        Assert.Equal(16, accepted);
+        for (int i = 0; i < 3; i++) Assert.False(runtime[1].TrySend(static (o, _) => Interlocked.Increment(ref ((long[])o!)[0]), ran));
+        Assert.Equal(4, runtime.GetStatistics().SendFailed);
+        Assert.Equal(0, Interlocked.Read(ref ran[0])); // nothing ran while CPU 1 was held
+        gate.Set();
+        runtime.Synchronize(); // from outside: returns once CPU 1 has run everything its inbox accepted before
+        await runtime[1].InvokeAsync(static () => { }).AsTask().WithHangDetector();
+        Assert.Equal(16, Interlocked.Read(ref ran[0]));
+    }
+
+    /// <summary>
+    /// Backpressure (the seed's rule): a CPU whose ring to a target is past half full waits, draining its own incoming
+    /// queue, until the ring has fallen to a quarter. CPU 1 is held in a function; CPU 0 fills the 16-slot ring to 9
+    /// (past half) without waiting, then sends a tenth. The tenth cannot return while CPU 1 is held; what lets CPU 1 go
+    /// is a message queued in CPU 0's own inbox, which only a send that drains its own queue while it waits can run.
+    /// When the tenth send returns, the ring holds at most 4 entries, so at least 5 of the first 9 were taken off it and
+    /// at least 4 have run (the fifth may still be running).
+    /// </summary>
+    [Fact]
+    public async Task SendPastHalfFull_DrainsOwnQueue_UntilTheRingIsAtAQuarter()
+    {
+        await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
+        using var gate = new ManualResetEventSlim();
+        using var nineSent = new ManualResetEventSlim();
+        using var openQueued = new ManualResetEventSlim();
+        TestUtil.Block(runtime[1], gate);
+        var ran = new long[1];
+        var openedBy = new int[] { -2 };
+        Task<(long RanAtReturn, long FifoFull)> sender = runtime[0].InvokeAsync(() =>
+        {
+            Cpu self = Cpu.Current!;
+            Cpu target = runtime[1];
+            for (int i = 0; i < 9; i++) target.Send(static (o, _) => Interlocked.Increment(ref ((long[])o!)[0]), ran);
+            long fifoFullBefore = self.GetStatistics().FifoFull;
+            nineSent.Set();
+            openQueued.WaitOrFail("the test queues the gate's opening in CPU 0's inbox");
+            target.Send(static (o, _) => Interlocked.Increment(ref ((long[])o!)[0]), ran);
+            return (Interlocked.Read(ref ran[0]), self.GetStatistics().FifoFull - fifoFullBefore);
+        }).AsTask();
+        nineSent.WaitOrFail("CPU 0 has sent nine");
+        // Runs on CPU 0 only when CPU 0 drains its inbox: inside the tenth send's wait (or after the call, if it never waits).
+        runtime[0].Send(static (o, _) =>
+        {
+            var (g, by) = ((ManualResetEventSlim, int[]))o!;
+            by[0] = Cpu.Current!.Id;
+            g.Set();
+        }, (gate, openedBy));
+        openQueued.Set();
+        (long ranAtReturn, long fifoFull) = await sender.WithHangDetector();
+        Assert.Equal(1, fifoFull); // the tenth send waited
+        // CPU 1 ran messages before the tenth send returned, so the gate was opened by then: by CPU 0, from inside that
+        // send (a send that returned without waiting would see 0 here). The ring fell to at most 4 of 16: at least 5
+        // of the 9 were taken, and at least 4 have returned.
+        Assert.InRange(ranAtReturn, 4, 9);
+        Assert.Equal(0, openedBy[0]);
+        await runtime[0].InvokeAsync(() => runtime[1].WaitFor(runtime[1].Send(static (_, _) => { }))).AsTask().WithHangDetector();
+        Assert.Equal(10, Interlocked.Read(ref ran[0]));
+    }
+
     [Fact]
     public async Task Statistics_CountSends_AndResetStartsFromZero()
     {

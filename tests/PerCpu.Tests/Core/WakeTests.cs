@@ -30,7 +30,7 @@ public sealed class WakeTests
         await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromSeconds(30); });
         var state = new PingState(runtime, 2000);
         runtime[0].Send(static (o, _) => ((PingState)o!).Ping(), state);
-        Assert.True(await state.Done.Task.WaitAsync(TestUtil.Hang).ContinueWith(t => t.IsCompletedSuccessfully));
+        await Progress.Await(state.Done.Task, () => Volatile.Read(ref state.Count));
         Assert.Equal(2000, state.Count);
         Assert.True(runtime.GetStatistics().WakesSent > 0);
     }
@@ -71,21 +71,43 @@ public sealed class WakeTests
         Assert.True(s.Avoided >= 10_000, $"avoided {s.Avoided}");
     }
 
-    /// <summary>A passive message never wakes its target; a parked target still runs it within a tick.</summary>
+    /// <summary>
+    /// A passive message never wakes its target; a parked target still runs it on its tick. CPU 1 is asleep (past its
+    /// last look for work, in its futex) when CPU 0 publishes the message, and is still asleep right after; the message
+    /// then runs with no wake sent by anyone (CPU 1 received none): only its tick can have brought it back. If the tick
+    /// happened to fire between the two looks, the attempt does not count and the test tries again.
+    /// </summary>
     [Fact]
     public async Task PassiveSend_RunsOnTick_WithoutWakingTheTarget()
     {
         await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.TickInterval = TimeSpan.FromMilliseconds(20); });
-        using var ran = new ManualResetEventSlim();
-        runtime.ResetStatistics();
-        await runtime[0].InvokeAsync(() =>
+        var wakesAtRun = new long[1];
+        for (int attempt = 1; ; attempt++)
         {
-            runtime[1].SendPassive(static (o, _) => ((ManualResetEventSlim)o!).Set(), ran);
-        }).AsTask().WithHangDetector();
-        ran.WaitOrFail("passive message");
-        CpuStatistics s = runtime[0].GetStatistics();
-        Assert.Equal(1, s.Passive);
-        // CPU 0's only message to CPU 1 was passive: it issued no wake to CPU 1, so the tick delivered it.
-        Assert.Equal(0, s.WakesSent);
+            Assert.True(attempt <= 100, "CPU 1's tick fired between the two looks a hundred times in a row");
+            using var ran = new ManualResetEventSlim();
+            runtime.ResetStatistics();
+            // CPU 0 is busy with this call while CPU 1 sleeps, so it runs the wait too: it sends nothing meanwhile.
+            bool asleepAfterSend = await runtime[0].InvokeAsync(() =>
+            {
+                Cpu target = runtime[1];
+                IdleProbe.WaitUntilAsleep(target);
+                target.SendPassive(static (o, _) =>
+                {
+                    var (ran, wakes) = ((ManualResetEventSlim, long[]))o!;
+                    wakes[0] = Cpu.Current!.GetStatistics().WakesReceived;
+                    ran.Set();
+                }, (ran, wakesAtRun));
+                return IdleProbe.IsAsleep(target);
+            }).AsTask().WithHangDetector();
+            ran.WaitOrFail("passive message");
+            if (!asleepAfterSend) continue;
+            CpuStatistics s = runtime[0].GetStatistics();
+            Assert.Equal(1, s.Passive);
+            Assert.Equal(0, s.WakesSent);
+            Assert.Equal(0, wakesAtRun[0]); // nobody woke CPU 1 before the message ran: the tick did
+            Assert.Equal(0, runtime[1].GetStatistics().WakesReceived);
+            return;
+        }
     }
 }

@@ -38,14 +38,14 @@ public sealed class TraceAllocationTests
             TestUtil.Quiet(o);
         });
         var counter = new Counter();
-        await MeasureSendsAsync(runtime, counter).WithHangDetector(); // warm up: rings, JIT tiers, pools
+        await Progress.Await(MeasureSendsAsync(runtime, counter), Progress.Of(runtime)); // warm up: rings, JIT tiers, pools
 
-        (long sender, long receiver) = await MeasureSendsAsync(runtime, counter).WithHangDetector();
+        (long sender, long receiver) = await Progress.Await(MeasureSendsAsync(runtime, counter), Progress.Of(runtime));
         Assert.Equal((0L, 0L), (sender, receiver));
 
         runtime.StartTrace(4096); // wraps many times over: recording must not allocate either
-        await MeasureSendsAsync(runtime, counter).WithHangDetector();
-        (sender, receiver) = await MeasureSendsAsync(runtime, counter).WithHangDetector();
+        await Progress.Await(MeasureSendsAsync(runtime, counter), Progress.Of(runtime));
+        (sender, receiver) = await Progress.Await(MeasureSendsAsync(runtime, counter), Progress.Of(runtime));
         var trace = runtime.StopTrace();
         Assert.Equal((0L, 0L), (sender, receiver));
         Assert.Contains(trace.Events, e => e.Name == "send_norm" && e.Cpu == 0);

@@ -47,7 +47,7 @@ public sealed class SoftInterruptAllocationTests
         using SoftInterrupt si = runtime.Establish(SoftLevel.Net, s_selfScheduling, probe);
         probe.Self = si;
         si.ScheduleOn(runtime[1]);
-        await probe.Done.Task.WithHangDetector();
+        await Progress.Await(probe.Done.Task, Progress.Of(runtime));
         Assert.Equal(0, probe.After - probe.Before);
     }
 
@@ -81,8 +81,8 @@ public sealed class SoftInterruptAllocationTests
         sourceSi.ScheduleOn(runtime[0]);
         try
         {
-            await target.Done.Task.WithHangDetector(); // the target ran Warmup + Measured times: the source ran at least as often
-            await source.Done.Task.WithHangDetector();
+            await Progress.Await(target.Done.Task, Progress.Of(runtime)); // the target ran Warmup + Measured times: the source ran at least as often
+            await Progress.Await(source.Done.Task, Progress.Of(runtime));
         }
         finally
         {
@@ -98,13 +98,13 @@ public sealed class SoftInterruptAllocationTests
         await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
         var target = new Probe();
         using SoftInterrupt si = runtime.Establish(SoftLevel.Bio, s_remoteTarget, target);
-        long allocated = await Task.Factory.StartNew(() =>
+        long allocated = await Progress.Await(Task.Factory.StartNew(() =>
         {
             for (int i = 0; i < Warmup; i++) si.ScheduleOn(runtime[1]);
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < Measured; i++) si.ScheduleOn(runtime[1]);
             return GC.GetAllocatedBytesForCurrentThread() - before;
-        }, TaskCreationOptions.LongRunning).WithHangDetector();
+        }, TaskCreationOptions.LongRunning), Progress.Of(runtime));
         Assert.Equal(0, allocated);
     }
 }

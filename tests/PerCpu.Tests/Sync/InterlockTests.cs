@@ -92,6 +92,7 @@ public sealed class InterlockTests
         var s = new Shared(cpus);
         Task[] readers = Enumerable.Range(0, cpus).Select(c => StartReaders(runtime[c], s)).ToArray();
         int frozenViolations = 0;
+        long roundsDone = 0;
 
         void Rounds()
         {
@@ -111,19 +112,20 @@ public sealed class InterlockTests
                         if (after[c] != before[c] && !(masterIsCpu && c == Cpu.Current!.Id)) frozenViolations++;
                 }
                 if (!masterIsCpu && i % 20 == 0) WaitForReads(s, cpus, between);
+                Interlocked.Increment(ref roundsDone);
             }
         }
 
         if (masterIsCpu)
         {
             // The master's own CPU runs the rounds as one task, so its readers wait; the held ones are CPU 1 and 2.
-            await runtime[0].InvokeAsync(Rounds).AsTask().WithHangDetector();
+            await Progress.Await(runtime[0].InvokeAsync(Rounds).AsTask(), () => Interlocked.Read(ref roundsDone));
             long[] now = Snapshot(s);
             WaitForReads(s, cpus, now);
         }
         else
         {
-            await Task.Factory.StartNew(Rounds, TaskCreationOptions.LongRunning).WithHangDetector();
+            await Progress.Await(Task.Factory.StartNew(Rounds, TaskCreationOptions.LongRunning), () => Interlocked.Read(ref roundsDone));
         }
         s.Stop = true;
         await Task.WhenAll(readers).WithHangDetector();

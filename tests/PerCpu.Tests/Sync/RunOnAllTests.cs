@@ -244,7 +244,7 @@ public sealed class RunOnAllTests
         {
             if (Cpu.Current!.Id == 1) Volatile.Write(ref ((long[])o!)[0], GC.GetAllocatedBytesForCurrentThread());
         };
-        (long master, long target) = await runtime[0].InvokeAsync(() =>
+        (long master, long target) = await Progress.Await(runtime[0].InvokeAsync(() =>
         {
             CpuMask all = runtime.AllCpus;
             for (int i = 0; i < 2_000; i++) runtime.RunOnAll(all, measure, targetBytes); // warm up (JIT tiers)
@@ -257,7 +257,7 @@ public sealed class RunOnAllTests
                 using (runtime.Interlock(all, measure, targetBytes)) { }
             }
             return (GC.GetAllocatedBytesForCurrentThread() - masterBefore, Volatile.Read(ref targetBytes[0]) - targetBefore);
-        }).AsTask().WithHangDetector();
+        }).AsTask(), Progress.Of(runtime));
         Assert.Equal(0, master);
         Assert.Equal(0, target);
     }

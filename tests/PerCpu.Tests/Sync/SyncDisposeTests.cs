@@ -60,9 +60,10 @@ public sealed class SyncDisposeTests
             });
         }
         SyncTestHelpers.SpinUntil(() => Interlocked.Read(ref completed) >= cpus, "the chains are running");
-        await runtime.DisposeAsync().AsTask().WithHangDetector();
+        Func<long> progress = () => Interlocked.Read(ref completed) + Interlocked.Read(ref counter[0]);
+        await Progress.Await(runtime.DisposeAsync().AsTask(), progress);
         // Each chain step posts the next: the chains were accepted work, so disposal ran them to the end.
-        await Task.WhenAll(chains).WithHangDetector();
+        await Progress.Await(Task.WhenAll(chains), progress);
         runs = Interlocked.Read(ref counter[0]);
         Assert.Equal(cpus * iterations, Interlocked.Read(ref completed));
         Assert.Equal(Interlocked.Read(ref expectedRuns), runs);
