@@ -145,6 +145,23 @@ internal static class Progress
     }
 
     /// <summary>
+    /// Returns once <paramref name="done"/>() holds; fails only if <paramref name="observe"/>() has not changed for
+    /// <see cref="DefaultStall"/>. <paramref name="what"/> is built when it fails, so it may report what went wrong meanwhile.
+    /// </summary>
+    public static async Task Until(Func<bool> done, Func<long> observe, Func<string> what)
+    {
+        var watch = new Watch(observe, null, null);
+        while (!done())
+        {
+            await Task.Delay(s_poll).ConfigureAwait(false);
+            if (!done()) watch.Check(what());
+        }
+    }
+
+    /// <inheritdoc cref="Until(Func{bool}, Func{long}, Func{string})"/>
+    public static Task Until(Func<bool> done, Func<long> observe, string what) => Until(done, observe, () => what);
+
+    /// <summary>
     /// Awaits <paramref name="task"/> (a workload); fails only if it is not complete and <paramref name="observe"/>()
     /// has not changed for <paramref name="stallAfter"/>. An exception of the task is the test's result.
     /// </summary>

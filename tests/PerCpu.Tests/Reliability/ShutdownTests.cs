@@ -130,7 +130,7 @@ public sealed class ShutdownTests
         }
         Assert.Equal(0, Volatile.Read(ref ran.Value));
         release.Set();
-        await Progress.Await(poster, () => Volatile.Read(ref ran.Value), "the poster");
+        await Progress.Await(poster, () => Volatile.Read(ref ran.Value), what: "the poster");
         await Progress.Until(() => Volatile.Read(ref ran.Value) == Total, () => Volatile.Read(ref ran.Value), "posts to run");
     }
 

@@ -29,7 +29,7 @@ public sealed class WakeAndHoldTests
             for (int i = 0; i < Capacity / 2 + 8; i++) target.SendPassive(static (o, _) => Interlocked.Increment(ref ((StrongBox<long>)o!).Value), ran);
             target.Send(static (o, _) => Interlocked.Increment(ref ((StrongBox<long>)o!).Value), ran);
         }).AsTask();
-        await Progress.Await(sender, () => Volatile.Read(ref ran.Value), "the send that waits for room");
+        await Progress.Await(sender, () => Volatile.Read(ref ran.Value), what: "the send that waits for room");
         await Progress.Until(() => Volatile.Read(ref ran.Value) == Capacity / 2 + 9, () => Volatile.Read(ref ran.Value), "every message to run");
     }
 
@@ -63,7 +63,7 @@ public sealed class WakeAndHoldTests
         {
             for (int i = 0; i < Capacity + 8; i++) runtime[1].SendPassive(static (o, _) => Interlocked.Increment(ref ((StrongBox<long>)o!).Value), ran);
         }, TaskCreationOptions.LongRunning);
-        await Progress.Await(sender, () => Volatile.Read(ref ran.Value), "the outside sender on a full inbox");
+        await Progress.Await(sender, () => Volatile.Read(ref ran.Value), what: "the outside sender on a full inbox");
         Assert.True(Volatile.Read(ref ran.Value) >= 8);
     }
 
