@@ -32,7 +32,7 @@ public sealed class ErrorTests
     [Fact]
     public async Task ThrowingFunctions_InBatchesAndNestedDrains_KeepOrderAndCounts()
     {
-        const int N = 20_000;
+        const int N = 10_000;
         await using var runtime = TestUtil.Start(2, o => o.FifoCapacity = 16);
         long errors = 0;
         var others = new List<Exception>();

@@ -66,8 +66,11 @@ public sealed class WaitForTests
     {
         await using var runtime = TestUtil.Start(2, o =>
         {
+            // The wait checks its clock every 256 spins: a loaded machine may keep the waiting thread off its core for
+            // longer than a short gap between the two thresholds, and the first check would then find the timeout
+            // already passed and throw without warning (see the report on issue 11). Two seconds apart, it cannot.
             o.WaitWarning = TimeSpan.FromMilliseconds(50);
-            o.WaitTimeout = TimeSpan.FromMilliseconds(300);
+            o.WaitTimeout = TimeSpan.FromSeconds(2);
         });
         var warnings = new List<string>();
         runtime.Warning += (_, e) => { lock (warnings) warnings.Add(e.Message); };
