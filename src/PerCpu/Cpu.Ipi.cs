@@ -530,15 +530,16 @@ public sealed partial class Cpu
     {
         TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
         CpuRuntimeOptions options = _shared.Options;
-        if (elapsed >= options.WaitTimeout)
-            throw new TimeoutException(
-                $"{Describe(waiter, reason, detail, custom)} {elapsed.TotalSeconds:F1} s; it is {lag} message(s) behind. " +
-                $"CPU {Id} is probably stuck in a long-running function: move long work to tasks, or raise CpuRuntimeOptions.WaitTimeout.");
+        // The warning first: a waiter kept off its core past both thresholds still warns before it gives up.
         if (!warned && elapsed >= options.WaitWarning)
         {
             warned = true;
             Runtime.RaiseWarning(this, $"{Describe(waiter, reason, detail, custom)} {elapsed.TotalSeconds:F1} s so far; it is {lag} message(s) behind.");
         }
+        if (elapsed >= options.WaitTimeout)
+            throw new TimeoutException(
+                $"{Describe(waiter, reason, detail, custom)} {elapsed.TotalSeconds:F1} s; it is {lag} message(s) behind. " +
+                $"CPU {Id} is probably stuck in a long-running function: move long work to tasks, or raise CpuRuntimeOptions.WaitTimeout.");
     }
 
     private string Describe(int waiter, WaitReason reason, long detail, string? custom)

@@ -126,3 +126,20 @@ public sealed class WaitForTests
         Assert.True(flag.Returned);
     }
 }
+
+public sealed class WaitCheckTests
+{
+    /// <summary>A waiter kept off its core past both thresholds still raises its warning before the timeout (it used to throw first).</summary>
+    [Fact]
+    public async Task CheckWait_PastBothThresholds_WarnsBeforeItTimesOut()
+    {
+        await using var runtime = CpuRuntime.StartManual(new CpuRuntimeOptions { CpuCount = 2, WaitWarning = TimeSpan.FromSeconds(1), WaitTimeout = TimeSpan.FromSeconds(2) });
+        var warnings = new List<string>();
+        runtime.Warning += (_, e) => warnings.Add(e.Message);
+        bool warned = false;
+        long longAgo = System.Diagnostics.Stopwatch.GetTimestamp() - System.Diagnostics.Stopwatch.Frequency * 3600;
+        Assert.Throws<TimeoutException>(() => runtime[1].CheckWait(longAgo, ref warned, 0, Cpu.WaitReason.Sequence, 5, null, 1));
+        Assert.True(warned);
+        Assert.Single(warnings);
+    }
+}
