@@ -210,6 +210,9 @@ public sealed partial class Cpu
     /// <summary>Armed timers on this CPU (including expired ones not fired yet). Owner, or tests once it is idle.</summary>
     internal int ArmedTimers => _timers?.Count ?? 0;
 
+    /// <summary>Tests, from another thread: <see cref="ArmedTimers"/> read racily (a stale value is fine for polling).</summary>
+    internal int ArmedTimersRacy => Volatile.Read(ref _timers)?.Count ?? 0;
+
     /// <summary>
     /// The longest single park: the parker's limit (a futex takes any timeout, the managed fallback at most
     /// <see cref="int.MaxValue"/> ms). A farther deadline only costs one early wake, after which the CPU parks again.
