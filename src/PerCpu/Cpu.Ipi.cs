@@ -269,6 +269,7 @@ public sealed partial class Cpu
         var ring = new IpiRing(Id, target, _shared.Options.FifoCapacity);
         // Release: the ring is fully built before the target can read it (it looks only after a mask bit we set later).
         Volatile.Write(ref _outgoing[target], ring);
+        _shared.Cpus[target].AddIncomingRing(ring); // for the stall watchdog (once per pair of CPUs)
         return ring;
     }
 
