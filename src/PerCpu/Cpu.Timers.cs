@@ -122,8 +122,10 @@ public sealed partial class Cpu
     }
 
     /// <summary>
-    /// The deadline idle must wake for: the earliest armed timer, or <see cref="long.MaxValue"/> when none is armed or
-    /// the runtime has frozen its timers for shutdown (<see cref="CpuRuntime.Shared.TimersFrozen"/>). Owner only.
+    /// The deadline idle must wake for: the earliest armed timer, or <see cref="long.MaxValue"/> when none is armed, the
+    /// runtime has frozen its timers for shutdown (<see cref="CpuRuntime.Shared.TimersFrozen"/>), or the CPU is held by
+    /// a cpusync master (it runs no soft interrupts then, so a due timer must not keep it from idling, as for
+    /// <see cref="HasWork"/>; the master's release is an IPI, which wakes it). Owner only.
     /// </summary>
     private long TimerDeadline
     {
@@ -131,7 +133,7 @@ public sealed partial class Cpu
         get
         {
             long deadline = Own.NextTimerDeadline;
-            return deadline == long.MaxValue || _shared.TimersFrozen ? long.MaxValue : deadline;
+            return deadline == long.MaxValue || _shared.TimersFrozen || IsInterlocked() ? long.MaxValue : deadline;
         }
     }
 

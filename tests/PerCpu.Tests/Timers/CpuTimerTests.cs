@@ -241,6 +241,30 @@ public sealed class CpuTimerTests
         Assert.Equal(0, runtime[1].ArmedTimers);
     }
 
+    /// <summary>A CPU held by cpusync runs no soft interrupts, so no callout; it fires once the hold ends.</summary>
+    [Fact]
+    public async Task DueTimer_OnAHeldCpu_FiresAfterTheHold()
+    {
+        await using var runtime = Start();
+        int fired = 0;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var timer = new CpuTimer(runtime[1], _ =>
+        {
+            Interlocked.Increment(ref fired);
+            done.SetResult();
+        });
+        using (runtime.Interlock(CpuMask.Of(1)))
+        {
+            // Arm from an IPI (IPIs still run on a held CPU), then let it come due while the CPU is held.
+            runtime[1].Send(static (t, _) => ((CpuTimer)t!).Start(TimeSpan.FromMilliseconds(1)), timer);
+            runtime.Synchronize();
+            Thread.Sleep(20); // a stretch past the due time, not a synchronization
+            Assert.Equal(0, Volatile.Read(ref fired));
+        }
+        await done.Task.WithHangDetector();
+        Assert.Equal(1, Volatile.Read(ref fired));
+    }
+
     [Fact]
     public async Task ReArming_AllocatesNothing()
     {
