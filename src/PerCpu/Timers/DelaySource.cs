@@ -28,13 +28,13 @@ internal sealed class DelaySource : TimerNode, IValueTaskSource
 
     private readonly Cpu _cpu;
 
-    /// <summary>Completion, version and continuation (never runs continuations asynchronously, except when abandoned). Owner only, but for the awaiter's reads.</summary>
+    /// <summary>Completion, version and continuation (continuations run inline, except when abandoned). Written by the owner; the awaiter reads its status (on the owner, or after completion).</summary>
     private ManualResetValueTaskSourceCore<bool> _core;
 
     private CancellationToken _token;
     private CancellationTokenRegistration _registration;
 
-    /// <summary>False once the cancellation callback may still run for this use: the source is then not pooled again.</summary>
+    /// <summary>False once the cancellation callback may still run for this use: the source is then not pooled again. Owner only.</summary>
     private bool _poolable;
 
     /// <summary>The next idle source in the CPU's pool. Owner only.</summary>
