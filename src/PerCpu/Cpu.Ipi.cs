@@ -43,8 +43,9 @@ public sealed partial class Cpu
 
     /// <summary>
     /// Like <see cref="Send(Action{object?, long}, object?, long)"/> but never wakes this CPU (seed:
-    /// <c>lwkt_send_ipiq3_passive</c>): the message runs at this CPU's next pass or, if it sleeps, within one
-    /// <see cref="CpuRuntimeOptions.TickInterval"/>. For work that is not urgent, such as freeing memory.
+    /// <c>lwkt_send_ipiq3_passive</c>): the message runs at this CPU's next pass or, if it sleeps, within about one
+    /// <see cref="CpuRuntimeOptions.TickInterval"/> (a parked CPU has no periodic tick: the send arranges one wake a tick
+    /// later, on a timer of the runtime). For work that is not urgent, such as freeing memory.
     /// </summary>
     /// <param name="func">The function; use a <c>static</c> lambda.</param>
     /// <param name="arg1">Passed to <paramref name="func"/>.</param>
@@ -268,6 +269,7 @@ public sealed partial class Cpu
         var ring = new IpiRing(Id, target, _shared.Options.FifoCapacity);
         // Release: the ring is fully built before the target can read it (it looks only after a mask bit we set later).
         Volatile.Write(ref _outgoing[target], ring);
+        _shared.Cpus[target].AddIncomingRing(ring); // for the stall watchdog (once per pair of CPUs)
         return ring;
     }
 
@@ -288,7 +290,12 @@ public sealed partial class Cpu
         if (!Platform.ProcessBarrier.UseAsymmetricFence) Interlocked.MemoryBarrier();
         target.NoteRingPublished(Id);
         int unwoken = ring.P.Unwoken;
-        if (unwoken == 0) return; // passive only: the target finds it at its next pass or tick
+        if (unwoken == 0)
+        {
+            // Passive only: the target finds it at its next pass; if it is parked, within a tick (a deferred wake).
+            target.DeferPassiveWake();
+            return;
+        }
         ring.P.Unwoken = 0;
         if (target.TryWake())
         {
@@ -603,7 +610,11 @@ public sealed partial class Cpu
         }
         // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
         RaiseIpiBit(_externalBit);
-        if (kind == SendKind.Passive) Interlocked.Increment(ref external.Passive);
+        if (kind == SendKind.Passive)
+        {
+            Interlocked.Increment(ref external.Passive);
+            DeferPassiveWake(); // parked: woken a tick from now, not now
+        }
         else if (TryWake()) Interlocked.Increment(ref external.WakesSent);
         else Interlocked.Increment(ref external.Avoided);
         return ticket;

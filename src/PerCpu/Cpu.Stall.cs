@@ -47,18 +47,36 @@ public sealed partial class Cpu
     internal SoftInterrupt? WatchdogSoftRunning => SharedSoftCpu is { } soft ? Volatile.Read(ref soft.Running) : null;
 
     /// <summary>
+    /// The rings other CPUs created to this one, for the watchdog: it looks at these instead of a column of the ring
+    /// matrix, so that a look at an idle runtime of N CPUs costs O(N), not O(N²) (at 256 CPUs the column scans cost
+    /// about 3 % of a core on their own). Appended under <see cref="_incomingLock"/> by a source when it creates its
+    /// ring (once per pair), copied on write and published with a release store; read by the watchdog.
+    /// </summary>
+    private IpiRing[] _incomingRings = [];
+    private readonly Lock _incomingLock = new();
+
+    /// <summary>A source CPU created <paramref name="ring"/> to this CPU (already published in its row).</summary>
+    internal void AddIncomingRing(IpiRing ring)
+    {
+        lock (_incomingLock)
+        {
+            IpiRing[] current = _incomingRings;
+            var grown = new IpiRing[current.Length + 1];
+            current.CopyTo(grown, 0);
+            grown[^1] = ring;
+            Volatile.Write(ref _incomingRings, grown); // release: the array is complete before the watchdog reads it
+        }
+    }
+
+    /// <summary>
     /// Watchdog: messages and tasks waiting behind whatever runs now: each incoming ring's published-minus-taken, the
     /// inbox's accepted-minus-done (which counts an inbox function still running), local and posted tasks. Racy.
     /// </summary>
     internal long WatchdogWaiting()
     {
         long n = 0;
-        IpiRing?[][] rows = _shared.Outgoing;
-        for (int s = 0; s < rows.Length; s++)
-        {
-            IpiRing? ring = Volatile.Read(ref rows[s][Id]);
-            if (ring != null) n += Math.Max(0, Volatile.Read(ref ring.W.Value) - Volatile.Read(ref ring.C.RLocal));
-        }
+        foreach (IpiRing ring in Volatile.Read(ref _incomingRings))
+            n += Math.Max(0, Volatile.Read(ref ring.W.Value) - Volatile.Read(ref ring.C.RLocal));
         n += Math.Max(0, Inbox.EnqueuedCount - Inbox.Executed);
         n += _tasks.Count + Math.Max(0, Posts.EnqueuedCount - Posts.DequeuedCount);
         return n;
@@ -76,11 +94,8 @@ public sealed partial class Cpu
         if (Volatile.Read(ref _state.Value) != StateParked) return false;
         bool any = false;
         for (int w = 0; w < _ipiMask.Length; w++) any |= Volatile.Read(ref _ipiMask[w].Value) != 0;
-        IpiRing?[][] rows = _shared.Outgoing;
-        for (int s = 0; s < rows.Length; s++)
+        foreach (IpiRing ring in Volatile.Read(ref _incomingRings))
         {
-            IpiRing? ring = Volatile.Read(ref rows[s][Id]);
-            if (ring == null) continue;
             long behind = Volatile.Read(ref ring.W.Value) - Volatile.Read(ref ring.C.RLocal);
             if (behind > 0)
             {

@@ -132,6 +132,11 @@ public sealed partial class Cpu
         [FieldOffset(160)] public int OverflowCount;
         /// <summary>Messages in all of this CPU's overflows.</summary>
         [FieldOffset(164)] public int OverflowEntries;
+        /// <summary>
+        /// A lower bound of the earliest armed timer's due time (<see cref="long.MaxValue"/>: none), in
+        /// <see cref="Stopwatch"/> units: lowered by every arm, recomputed by each softclock run (Cpu.Timers.cs).
+        /// </summary>
+        [FieldOffset(168)] public long NextTimerDeadline;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
@@ -166,6 +171,7 @@ public sealed partial class Cpu
         TaskSchedulerCore = new CpuTaskScheduler(this);
         _state.Value = StateAwake;
         Own.FlushEpoch = 1;
+        Own.NextTimerDeadline = long.MaxValue;
     }
 
     /// <summary>A snapshot of this CPU's IPI statistics since the last <see cref="CpuRuntime.ResetStatistics"/>.</summary>
@@ -201,6 +207,7 @@ public sealed partial class Cpu
         finally
         {
             FlushAll();
+            AbandonTimers(); // Cpu.Timers.cs: armed timers do not outlive the runtime
             t_current = null;
             _exited.TrySetResult();
         }
@@ -259,6 +266,9 @@ public sealed partial class Cpu
         if (!IsInterlocked())
         {
             Own.Phase = StallPhase.SoftInterrupts; // stall watchdog
+            // Hard interrupts before the soft ones they schedule: a due timer schedules softclock (Clock level), which
+            // runs below, after whatever higher levels are pending (Cpu.Timers.cs).
+            did |= CheckCallouts();
             did |= RunSoftInterrupts();
         }
         if (!IsInterlocked())
@@ -451,7 +461,8 @@ public sealed partial class Cpu
 
     /// <summary>
     /// Nothing to do: spin for <see cref="CpuRuntimeOptions.IdleSpin"/> (none when it is zero), then park until a sender
-    /// wakes us or the tick expires (passive messages are picked up then). The end of the seed's
+    /// wakes us or the earliest timer is due; with no timer armed, until a sender wakes us (tickless: an idle CPU costs
+    /// nothing; a passive message to a parked CPU gets a deferred wake instead, see <see cref="DeferPassiveWake"/>). The end of the seed's
     /// <c>lwkt_process_ipiq</c>: release the poll flag, fence, re-check for work, so that a sender either sees the flag
     /// released or we see its work.
     /// <para>
@@ -477,10 +488,15 @@ public sealed partial class Cpu
         }
         if (options.PollMode)
         {
-            while (!HasWork()) Spin.Pause();
+            // The clock is read every 64 pauses, and only while a timer is armed.
+            for (int i = 1; !HasWork(); i++)
+            {
+                if ((i & 63) == 0 && TimerDue()) return;
+                Spin.Pause();
+            }
             return;
         }
-        if (HasWork()) return;
+        if (HasWork() || TimerDue()) return;
         if (!Own.SkipSpin && _shared.IdleSpinTicks > 0)
         {
             // The clock is read from the 64th pause on: a reply that comes sooner (a ping-pong) costs no clock read.
@@ -491,6 +507,7 @@ public sealed partial class Cpu
                 if ((i & 63) == 0)
                 {
                     long now = Stopwatch.GetTimestamp();
+                    if (now >= TimerDeadline) return; // a timer is due: back to the loop, which fires it
                     if (until == 0) until = now + _shared.IdleSpinTicks;
                     else if (now >= until) break;
                 }
@@ -503,17 +520,22 @@ public sealed partial class Cpu
         // Also a full fence here, which the Dekker pairs with outside senders, cpusync and soft interrupts need.
         if (Platform.ProcessBarrier.UseAsymmetricFence) Interlocked.MemoryBarrierProcessWide();
         else Interlocked.MemoryBarrier(); // symmetric mode: every sender fences too (Flush)
-        if (RecheckClearedRings() || HasWork())
+        // Tickless (issue 12): sleep until the earliest timer, or until woken when no timer is armed. Messages
+        // published before the barrier are seen by the re-checks; a normal send after it sees Parked and wakes us; a
+        // passive send after it sees Parked and defers a wake by one TickInterval (Cpu.DeferPassiveWake), so passive
+        // messages still run within a tick although nothing here wakes periodically.
+        if (RecheckClearedRings() || HasWork() || !TryGetParkTimeout(out TimeSpan timeout))
         {
             // A sender may have claimed the wake in between; either way we are awake now (a stray permit only
             // makes one later park return early).
             Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked);
             return;
         }
-        _parker.Park(options.TickInterval);
+        Counters.Parks++;
+        _parker.Park(timeout);
         if (Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
-            Own.SkipSpin = true; // the tick woke us, not a sender
+            Own.SkipSpin = true; // a timer deadline (or a spurious return) ended the park, not a sender: no spin
         }
         else
         {
@@ -546,6 +568,25 @@ public sealed partial class Cpu
     internal void ForceWake()
     {
         if (Interlocked.Exchange(ref _state.Value, StateAwake) == StateParked) _parker.Unpark();
+    }
+
+    /// <summary>
+    /// A passive message to this CPU was published (ring index or inbox slot, then the mask bit) and the sender then read
+    /// our state as Parked. Passive: we must not be woken now. Tickless: we may sleep forever. So the runtime wakes us
+    /// one <see cref="CpuRuntimeOptions.TickInterval"/> later (<see cref="CpuRuntime.Shared.DeferWake"/>), which keeps
+    /// "a passive message runs within one tick" without any periodic wake (DESIGN §9: the passive send arms the tick).
+    /// <para>
+    /// Why no message is stranded. A sender that reads Awake defers nothing, exactly like a normal send that reads
+    /// Awake wakes nothing: by the park protocol (<see cref="Idle"/>) its publication is then seen by our next re-check
+    /// before we sleep. A sender that reads Parked arms the deferred wake; when it fires, either we still sleep (the
+    /// claimed wake, <see cref="TryWake"/>, ends the park) or we woke meanwhile; then the publication, made before the
+    /// deferral's locked Or and the timer's exchange, is visible to every later re-check, so we cannot park again
+    /// without draining it. A stale Parked read (we already woke) costs one wake that finds us awake (a CAS that fails).
+    /// </para>
+    /// </summary>
+    internal void DeferPassiveWake()
+    {
+        if (Volatile.Read(ref _state.Value) == StateParked) _shared.DeferWake(this);
     }
 
     /// <summary>Sets bit <paramref name="source"/> in this CPU's IPI mask. Interlocked: also a full fence.</summary>

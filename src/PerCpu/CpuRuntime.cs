@@ -14,7 +14,7 @@ namespace PerCpu;
 public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
 {
     /// <summary>State every CPU of a runtime shares (and nothing else holds), so CPUs reach it without going through the runtime.</summary>
-    internal sealed class Shared(CpuRuntimeOptions options, bool manual)
+    internal sealed partial class Shared(CpuRuntimeOptions options, bool manual)
     {
         public readonly CpuRuntimeOptions Options = options;
         public readonly bool Manual = manual;
@@ -103,6 +103,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         _cpus = new Cpu[options.CpuCount];
         for (int i = 0; i < _cpus.Length; i++) _cpus[i] = new Cpu(this, i, _shared);
         _shared.Cpus = _cpus;
+        _shared.InitializeDeferredWakes(_cpus.Length, manual); // CpuRuntime.Timers.cs
         var rows = new IpiRing?[_cpus.Length][];
         for (int i = 0; i < _cpus.Length; i++) rows[i] = _cpus[i].OutgoingRings;
         _shared.Outgoing = rows;
@@ -343,6 +344,10 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         {
             await WaitUntilQuiescentAsync().ConfigureAwait(false);
             _shared.PostGate = Shared.PostsClosing;
+            // Timers freeze with the gate: a callout is work that starts by itself, and none may start once we decide
+            // nothing is left (a callback could send to a CPU that has already stopped). A softclock run already
+            // under way is counted as accepted and not finished, so the check below fails and we go round again.
+            _shared.TimersFrozen = true;
             Interlocked.MemoryBarrier(); // pairs with EnterPost: the gate before our look at posts in flight
             spinner = default;
             while (_shared.PostsInFlight) spinner.SpinOnce();
@@ -351,7 +356,10 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
                 _shared.PostGate = Shared.PostsClosedState;
                 break;
             }
+            _shared.TimersFrozen = false;
             _shared.PostGate = Shared.PostsOpen;
+            // A CPU that parked while timers were frozen ignored its deadline: wake the sleepers to take it up again.
+            foreach (Cpu cpu in _cpus) cpu.TryWake();
         }
 
         // Phase 3: stop together. No CPU has work, and none can get any: none exits while another could still send to it.
@@ -362,6 +370,7 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         }
         _shared.Stopped = true;
         Interlocked.MemoryBarrier(); // Stopped is visible before anything we do after (item 5: no store-load reordering here)
+        _shared.DisposeDeferredWakes(); // CpuRuntime.Timers.cs
         ShutdownDiagnostics(); // CpuRuntime.Diagnostics.cs
     }
 

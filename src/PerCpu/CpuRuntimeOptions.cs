@@ -37,8 +37,10 @@ public sealed class CpuRuntimeOptions
     public bool PollMode { get; set; }
 
     /// <summary>
-    /// The per-CPU tick: the longest a parked CPU sleeps before it looks for passive messages
-    /// (<see cref="Cpu.SendPassive(Action{object?, long}, object?, long)"/>). Positive, at most 24.8 days (<see cref="int.MaxValue"/> milliseconds).
+    /// How long a passive message (<see cref="Cpu.SendPassive(Action{object?, long}, object?, long)"/>) to a parked CPU
+    /// may wait: the send does not wake the CPU, but arranges one wake this much later. Idle is tickless: a parked CPU
+    /// does not wake periodically, only for a sender, its earliest <see cref="CpuTimer"/> or <see cref="Cpu.Delay"/>, or
+    /// such a deferred wake. Positive, at most 24.8 days (<see cref="int.MaxValue"/> milliseconds).
     /// Defaults to 10 ms.
     /// </summary>
     public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(10);

@@ -25,6 +25,8 @@ internal sealed class CpuCounters
     public long CpuSyncs;
     /// <summary>The one field the owner does not write: stalls reported by the stall watchdog, its only writer (under its lock).</summary>
     public long Stalls;
+    /// <summary>Times the owner parked (slept in its parker): what tickless idle keeps at zero while nothing happens. Not in <see cref="CpuStatistics"/>: tests and diagnostics read it.</summary>
+    public long Parks;
 #pragma warning disable CS0169, IDE0051
     private readonly long _pad8, _pad9, _pad10, _pad11, _pad12, _pad13, _pad14, _pad15;
 #pragma warning restore CS0169, IDE0051

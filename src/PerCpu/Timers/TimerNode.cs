@@ -34,4 +34,12 @@ internal abstract class TimerNode
     /// it may re-arm itself. An exception propagates out of <c>Advance</c>; the other expired nodes fire on the next call.
     /// </summary>
     protected internal abstract void Fire();
+
+    /// <summary>
+    /// Called instead of <see cref="Fire"/> for a node still armed when its CPU stops for good (the runtime was
+    /// disposed): the node is already idle. Owner thread, as it exits. The default does nothing: the timer is dropped.
+    /// </summary>
+    protected internal virtual void Abandon()
+    {
+    }
 }

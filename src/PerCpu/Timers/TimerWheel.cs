@@ -114,6 +114,24 @@ internal sealed class TimerWheel
         return true;
     }
 
+    /// <summary>
+    /// Disarms and returns one armed node (any), or null when none is left: the owner empties its wheel this way when
+    /// its CPU stops for good. O(slots) per call: for shutdown, not for a hot path.
+    /// </summary>
+    internal TimerNode? TakeAny()
+    {
+        if (_count == 0) return null;
+        foreach (TimerNode? head in _heads)
+        {
+            if (head is null) continue;
+            Unlink(head);
+            head.Wheel = null;
+            _count--;
+            return head;
+        }
+        return null;
+    }
+
     // ------------------------------------------------------------------ time
 
     /// <summary>
