@@ -164,7 +164,12 @@ public sealed partial class Cpu
     internal void RunCallouts()
     {
         TimerWheel? wheel = _timers;
-        if (wheel == null || _shared.TimersFrozen) return;
+        if (wheel == null) return;
+        // Full fence: this run was counted as accepted (when softclock was scheduled) before we look at the freeze,
+        // and the disposer sets the freeze before it counts (Dekker). Either it sees this run unfinished and goes
+        // round again, or we see the freeze and fire nothing: no callout starts work after the final check.
+        Interlocked.MemoryBarrier();
+        if (_shared.TimersFrozen) return;
         long now = Stopwatch.GetTimestamp();
         wheel.Advance(now, TimerBatch);
         Own.NextTimerDeadline = wheel.TryGetNextDeadline(out long next) ? next : long.MaxValue;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using PerCpu.Tests.Reliability;
 
 namespace PerCpu.Tests.Timers;
 
@@ -66,7 +65,7 @@ public sealed class CpuTimerTests
                 timers[i].Start(TimeSpan.FromMilliseconds(i % 70)); // levels 0 and 1 of the wheel
             }
         }).AsTask().WithHangDetector();
-        await Progress.Await(all.Task, () => Volatile.Read(ref done), "every timer to fire");
+        await Progress.Await(all.Task, () => Volatile.Read(ref done), what: "every timer to fire");
         for (int i = 0; i < N; i++)
             Assert.True(Stopwatch.GetElapsedTime(0, late[i]) >= TimeSpan.FromMilliseconds(i % 70), $"timer {i} fired early");
     }
@@ -191,7 +190,7 @@ public sealed class CpuTimerTests
             else timer!.Start(TimeSpan.FromMilliseconds(1));
         });
         await runtime[0].InvokeAsync(() => timer.Start(TimeSpan.FromMilliseconds(1))).AsTask().WithHangDetector();
-        await Progress.Await(done.Task, () => Volatile.Read(ref count), "a periodic timer");
+        await Progress.Await(done.Task, () => Volatile.Read(ref count), what: "a periodic timer");
         Assert.Equal(20, count);
     }
 
@@ -305,7 +304,7 @@ public sealed class CpuTimerTests
             f.Timer!.Start(TimeSpan.Zero); // due at once: fires at the next softclock
         }, state);
         await runtime[1].InvokeAsync(() => state.Timer.Start(TimeSpan.Zero)).AsTask().WithHangDetector();
-        await Progress.Await(state.Done.Task, () => Volatile.Read(ref state.Count), "2200 firings");
+        await Progress.Await(state.Done.Task, () => Volatile.Read(ref state.Count), what: "2200 firings");
         Assert.Equal(0, state.After - state.Before);
     }
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using PerCpu.Tests.Reliability;
 
 namespace PerCpu.Tests.Timers;
 

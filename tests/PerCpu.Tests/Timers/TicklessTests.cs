@@ -1,4 +1,3 @@
-using PerCpu.Tests.Reliability;
 
 namespace PerCpu.Tests.Timers;
 
