@@ -148,8 +148,10 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>All CPUs, by id.</summary>
-    public IReadOnlyList<Cpu> Cpus => _cpus;
+    /// <summary>All CPUs, by id (a read-only view: the runtime's own array is not handed out).</summary>
+    public IReadOnlyList<Cpu> Cpus => _cpusView ??= Array.AsReadOnly(_cpus);
+
+    private IReadOnlyList<Cpu>? _cpusView;
 
     /// <summary>A mask of every CPU.</summary>
     public CpuMask AllCpus { get; }

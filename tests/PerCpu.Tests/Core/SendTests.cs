@@ -235,3 +235,17 @@ public sealed class SendTests
         Assert.Equal(0, runtime.GetStatistics().Received);
     }
 }
+
+public sealed class CpusViewTests
+{
+    /// <summary>Issue 14: <c>runtime.Cpus</c> returned the runtime's own array, which a caller could cast and overwrite.</summary>
+    [Fact]
+    public async Task Cpus_IsAReadOnlyView_NotTheRuntimesArray()
+    {
+        await using var runtime = CpuRuntime.StartManual(new CpuRuntimeOptions { CpuCount = 2 });
+        Assert.False(runtime.Cpus is Cpu[]);
+        Assert.Throws<NotSupportedException>(() => ((IList<Cpu>)runtime.Cpus)[0] = runtime[1]);
+        Assert.Same(runtime[0], runtime.Cpus[0]);
+        Assert.Equal(2, runtime.Cpus.Count);
+    }
+}
