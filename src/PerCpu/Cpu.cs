@@ -648,6 +648,8 @@ public sealed partial class Cpu
         }
         if (current != null && current._shared == _shared)
         {
+            // A message carries one object: a callback with state travels in a box (a rare path: a continuation
+            // usually resumes on the CPU that awaited, which posts locally).
             if (item.State == null) current.SendFromCpu(this, s_enqueueCallback, item.Callback, 0, SendKind.Normal);
             else current.SendFromCpu(this, s_enqueueBoxed, new StrongBox<TaskItem>(item), 0, SendKind.Normal);
             return;
