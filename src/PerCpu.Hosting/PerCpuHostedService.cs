@@ -1,25 +1,16 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace PerCpu.Hosting;
 
-/// <summary>Starts the runtime in <see cref="StartingAsync"/> and disposes it in <see cref="StoppedAsync"/>.</summary>
-internal sealed class PerCpuHostedService(
-    IOptions<CpuRuntimeOptions> options, PerCpuRuntimeAccessor accessor, ILogger<CpuRuntime> logger) : IHostedLifecycleService
+/// <summary>Makes sure the runtime runs by <see cref="StartingAsync"/> and disposes it in <see cref="StoppedAsync"/>.</summary>
+internal sealed class PerCpuHostedService(PerCpuRuntimeHolder holder) : IHostedLifecycleService
 {
-    private CpuRuntime? _runtime;
-
+    // Usually a hosted service's constructor has already started the runtime (constructor injection); if not, start it
+    // here, before any hosted service's StartAsync. A bad setting fails Host.StartAsync with the library's exception.
     public Task StartingAsync(CancellationToken cancellationToken)
     {
-        // CpuRuntime.Start validates the options and throws ArgumentOutOfRangeException naming the bad setting;
-        // Host.StartAsync rethrows it before any hosted service's StartAsync has run.
-        CpuRuntime runtime = CpuRuntime.Start(options.Value);
-        runtime.Warning += OnWarning;
-        runtime.UnhandledException += OnUnhandledException;
-        _runtime = runtime;
-        accessor.Set(runtime);
-        Log.Started(logger, runtime.CpuCount, runtime.ThreadsPinned);
+        holder.GetOrStart();
         return Task.CompletedTask;
     }
 
@@ -31,11 +22,13 @@ internal sealed class PerCpuHostedService(
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    // After every hosted service's StopAsync: the workers that use the runtime have stopped sending.
+    // After every hosted service's StopAsync, whatever the registration order: the workers that use the runtime have
+    // stopped sending. Disposal drains everything accepted, within the host's shutdown timeout.
     public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        CpuRuntime? runtime = _runtime;
-        if (runtime == null) return; // start failed or never ran
+        CpuRuntime? runtime = holder.Runtime;
+        if (runtime == null) return; // start failed
+        ILogger logger = holder.Logger;
         Task disposal = runtime.DisposeAsync().AsTask();
         try
         {
@@ -54,9 +47,4 @@ internal sealed class PerCpuHostedService(
             Log.StopFailed(logger, e);
         }
     }
-
-    private void OnWarning(object? sender, CpuWarningEventArgs e) => Log.Warning(logger, e.Cpu.Id, e.Message);
-
-    private void OnUnhandledException(object? sender, CpuExceptionEventArgs e)
-        => Log.UnhandledException(logger, e.Exception, e.Cpu.Id, e.SourceCpu);
 }

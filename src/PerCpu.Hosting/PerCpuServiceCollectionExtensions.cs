@@ -22,11 +22,12 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// (<c>HostOptions.ShutdownTimeout</c>) ends first, a warning says what was abandoned and the host goes on stopping.
 /// </para>
 /// <para>
-/// Resolve <see cref="CpuRuntime"/> once the host has started (in a hosted service's <c>StartAsync</c> or
-/// <c>ExecuteAsync</c>, or in a service first resolved after start). Resolving it before start throws an
-/// <see cref="InvalidOperationException"/> that says so; a constructor of a hosted service runs before start, so inject
-/// <see cref="IServiceProvider"/> there, or <see cref="PerCpuRuntimeAccessor"/>, and read the runtime later. After the host
-/// has stopped, the resolved runtime is the disposed one (<see cref="CpuRuntime.IsDisposed"/> is true).
+/// <see cref="CpuRuntime"/> is a singleton started on first use: the first resolution (typically a hosted service's
+/// constructor, which the host runs at the beginning of <c>StartAsync</c>) or the host's <c>StartingAsync</c>, whichever
+/// comes first. So constructor injection works everywhere, and a bad setting fails <c>Host.StartAsync</c> with the
+/// library's <see cref="ArgumentOutOfRangeException"/>, whose message names the setting and what is allowed. After the
+/// host has stopped, the injected runtime is the disposed one (<see cref="CpuRuntime.IsDisposed"/> is true). A runtime
+/// resolved from a host that never starts is disposed with the host's service provider.
 /// </para>
 /// </remarks>
 public static class PerCpuServiceCollectionExtensions
@@ -71,12 +72,11 @@ public static class PerCpuServiceCollectionExtensions
     {
         services.AddOptions();
         services.AddLogging();
-        services.TryAddSingleton<PerCpuRuntimeAccessor>();
-        services.TryAddSingleton(static sp => sp.GetRequiredService<PerCpuRuntimeAccessor>().Runtime
-            ?? throw new InvalidOperationException(PerCpuRuntimeAccessor.NotStartedMessage));
+        services.TryAddSingleton<PerCpuRuntimeHolder>();
+        services.TryAddSingleton(static sp => sp.GetRequiredService<PerCpuRuntimeHolder>().GetOrStart());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PerCpuHostedService>());
         // Binding errors (a key that does not convert) surface when the host starts, before any hosted service runs.
-        // Range checks are the library's own: CpuRuntime.Start runs them at the same point (StartingAsync).
+        // Range checks are the library's own: CpuRuntime.Start runs them when the runtime starts, within Host.StartAsync.
         return services.AddOptions<CpuRuntimeOptions>().ValidateOnStart();
     }
 }

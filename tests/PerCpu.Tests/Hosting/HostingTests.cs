@@ -3,7 +3,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using PerCpu.Hosting;
 
 namespace PerCpu.Tests.Hosting;
 
@@ -30,7 +29,6 @@ public class HostingTests
         await host.StartAsync().WithHangDetector();
 
         var runtime = host.Services.GetRequiredService<CpuRuntime>();
-        Assert.Same(runtime, host.Services.GetRequiredService<PerCpuRuntimeAccessor>().Runtime);
         Assert.Equal(2, runtime.CpuCount);
         Assert.False(runtime.IsDisposed);
         for (int i = 0; i < runtime.CpuCount; i++)
@@ -44,12 +42,45 @@ public class HostingTests
     }
 
     [Fact]
-    public void Resolving_the_runtime_before_start_says_so()
+    public async Task Runtime_resolved_before_start_is_the_one_the_host_runs_and_stops()
     {
         using IHost host = Build((s, _) => s.AddPerCpu(o => o.CpuCount = 2));
-        var e = Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<CpuRuntime>());
-        Assert.Contains("has not been started", e.Message);
-        Assert.Null(host.Services.GetRequiredService<PerCpuRuntimeAccessor>().Runtime);
+        var early = host.Services.GetRequiredService<CpuRuntime>(); // started on first use
+        Assert.False(early.IsDisposed);
+        await host.StartAsync().WithHangDetector();
+        Assert.Same(early, host.Services.GetRequiredService<CpuRuntime>());
+        await host.StopAsync().WithHangDetector();
+        Assert.True(early.IsDisposed);
+    }
+
+    private sealed class SendsOnStop(CpuRuntime runtime, long[] ran) : IHostedService
+    {
+        public const int Messages = 100;
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken)
+        {
+            for (int i = 0; i < Messages; i++)
+                runtime[i % runtime.CpuCount].Send(static (o, _) => Interlocked.Increment(ref ((long[])o!)[0]), ran);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task Hosted_service_registered_first_gets_the_runtime_by_constructor_and_can_send_while_stopping()
+    {
+        var ran = new long[1];
+        using IHost host = Build((s, _) =>
+        {
+            // Registered before AddPerCpu: stopped after it in StopAsync order, yet the runtime outlives it (StoppedAsync).
+            s.AddSingleton(ran).AddHostedService<SendsOnStop>();
+            s.AddPerCpu(o => o.CpuCount = 2);
+        });
+        await host.StartAsync().WithHangDetector();
+        await host.StopAsync().WithHangDetector();
+        Assert.Equal(SendsOnStop.Messages, Volatile.Read(ref ran[0]));
+        Assert.True(host.Services.GetRequiredService<CpuRuntime>().IsDisposed);
     }
 
     [Fact]
@@ -87,7 +118,9 @@ public class HostingTests
         Exception e = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync());
         Assert.Contains("FifoCapacity", e.Message);
         Assert.Contains("power of two", e.Message);
-        Assert.Null(host.Services.GetRequiredService<PerCpuRuntimeAccessor>().Runtime);
+        // Nothing was started; the next resolution tries again and fails the same way.
+        var again = Assert.Throws<ArgumentOutOfRangeException>(() => host.Services.GetRequiredService<CpuRuntime>());
+        Assert.Equal("FifoCapacity", again.ParamName);
     }
 
     [Fact]
