@@ -18,7 +18,7 @@ public sealed class IdleTests
     [Fact]
     public async Task IdleCpu_Spins_WhileWithinIdleSpin()
     {
-        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.FromMinutes(5); o.TickInterval = TimeSpan.FromHours(1); });
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.FromMinutes(5); o.TickInterval = TimeSpan.FromHours(1); o.StallThreshold = Timeout.InfiniteTimeSpan; });
         Cpu cpu = runtime[1];
         await cpu.InvokeAsync(static () => { }).AsTask().WithHangDetector(); // CPU 1 has run something; now it idles
         long watched = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 10;
@@ -45,7 +45,7 @@ public sealed class IdleTests
     public async Task IdleCpu_ParksAfterIdleSpin_AndASendWakesIt()
     {
         TimeSpan spin = TimeSpan.FromMilliseconds(20);
-        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = spin; o.TickInterval = TimeSpan.FromHours(1); });
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = spin; o.TickInterval = TimeSpan.FromHours(1); o.StallThreshold = Timeout.InfiniteTimeSpan; });
         Cpu cpu = runtime[1];
         long lastWork = await cpu.InvokeAsync(static () => Stopwatch.GetTimestamp()).AsTask().WithHangDetector();
         IdleProbe.WaitUntilAsleep(cpu);
