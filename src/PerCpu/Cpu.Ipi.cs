@@ -591,8 +591,7 @@ public sealed partial class Cpu
         {
             // The inbox may be full of passive entries, which wake nobody: a refused or waiting sender wakes the CPU
             // so that it makes room (issue 11 item 2). Interlocked.Or orders our look at its state after its entries.
-            RaiseIpiBit(_externalBit);
-            if (TryWake()) Interlocked.Increment(ref external.WakesSent);
+            if (RaiseExternalBitAndWake()) Interlocked.Increment(ref external.WakesSent);
             if (kind == SendKind.NoWait)
             {
                 Interlocked.Increment(ref external.SendFailed);

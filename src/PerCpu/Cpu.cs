@@ -589,6 +589,16 @@ public sealed partial class Cpu
         if (Volatile.Read(ref _state.Value) == StateParked) _shared.DeferWake(this);
     }
 
+    /// <summary>
+    /// Work from outside (inbox or posts) is queued: sets the outside bit (a locked Or, so the queued entry is visible
+    /// before we read the state) and wakes this CPU if it is parked. Returns true if it issued a wake.
+    /// </summary>
+    private bool RaiseExternalBitAndWake()
+    {
+        RaiseIpiBit(_externalBit);
+        return TryWake();
+    }
+
     /// <summary>Sets bit <paramref name="source"/> in this CPU's IPI mask. Interlocked: also a full fence.</summary>
     private void RaiseIpiBit(int source) => Interlocked.Or(ref _ipiMask[source >> 6].Value, 1L << (source & 63));
 
@@ -675,16 +685,14 @@ public sealed partial class Cpu
             {
                 // Full: make sure the CPU is awake to run what fills it, then wait; warn (there is no caller to throw
                 // to: a Post or a continuation must not fail) each time the wait passes WaitWarning.
-                RaiseIpiBit(_externalBit);
-                if (TryWake()) CountWakeSent();
+                if (RaiseExternalBitAndWake()) CountWakeSent();
                 if (start == 0) start = Stopwatch.GetTimestamp();
                 if (!Posts.WaitForRoom(Environment.TickCount64 + (long)shared.Options.WaitWarning.TotalMilliseconds))
                     Runtime.RaiseWarning(this, $"A thread that is not a CPU of this runtime has waited {Stopwatch.GetElapsedTime(start).TotalSeconds:F1} s to post a task to CPU {Id}: " +
                         $"its {Posts.Capacity} task slots stay full. CPU {Id} may be stuck in a long-running function, or tasks are posted faster than it runs them.");
             }
             // Interlocked.Or is a full fence: the task is visible before we read the state in TryWake.
-            RaiseIpiBit(_externalBit);
-            if (TryWake()) CountWakeSent();
+            if (RaiseExternalBitAndWake()) CountWakeSent();
         }
         finally
         {

@@ -20,8 +20,6 @@ internal sealed class Inbox
 
     internal Inbox(int capacity) => _queue = new BoundedQueue<IpiEntry>(capacity);
 
-    internal int Capacity => _queue.Capacity;
-
     internal long EnqueuedCount => _queue.EnqueuedCount;
 
     internal long Executed => Volatile.Read(ref _xindex.Value);

@@ -218,13 +218,17 @@ public sealed class StallTests
 
         // First look: a new watch. Second: parked with undrained work, noted. Third, a threshold later: report and wake.
         Assert.Empty(Look(runtime, 0, 0.5));
-        StallReport report = Assert.Single(Look(runtime, 1.5, 2, 5));
+        StallReport report = Assert.Single(Look(runtime, 1.5, 2));
         Assert.Same(runtime[1], report.Cpu);
         Assert.True(report.Rewoken);
         Assert.Equal(StallPhase.Idle, report.Phase);
         Assert.True(report.Waiting >= 1, $"waiting {report.Waiting}");
         Assert.Contains("woken again", report.Message);
         ran.WaitOrFail("the passive message to run after the watchdog's wake");
+        // Once: drained and asleep again, later looks report nothing more. (Looking again while the woken CPU is still
+        // running the message would let the fake clock race ahead of it and report that as a stall.)
+        UntilAsleep(runtime[1]);
+        Assert.Empty(Look(runtime, 5, 5.5, 7));
         Assert.Equal(1, runtime[1].GetStatistics().Stalls);
     }
 
