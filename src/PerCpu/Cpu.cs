@@ -194,7 +194,10 @@ public sealed partial class Cpu
             IsBackground = true,
             Name = $"{_shared.Options.ThreadName}/{Id}",
         };
-        _thread.Start();
+        // UnsafeStart: the CPU thread does not inherit the starting thread's ExecutionContext (its AsyncLocals would
+        // flow into every await on the CPU, and an await capturing both a context and a non-default ExecutionContext
+        // allocates per operation).
+        _thread.UnsafeStart();
     }
 
     private void ThreadMain(int core, CountdownEvent started)

@@ -31,7 +31,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     /// <summary>The handler's listener, null for an outbound connection.</summary>
     internal readonly CpuListener? Listener;
 
-    private readonly IoOperation _receive = new(), _send = new(), _close = new();
+    private readonly IoOperation _receive, _send, _close;
     private Memory<byte> _receiveBuffer;
     private CancellationToken _receiveToken;
     private CancellationTokenRegistration _receiveCancel;
@@ -62,6 +62,9 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         _cpu = cpu;
         _socket = socket;
         Listener = listener;
+        _receive = new IoOperation(cpu);
+        _send = new IoOperation(cpu);
+        _close = new IoOperation(cpu);
         _fd = (int)socket.SafeHandle.DangerousGetHandle();
         // Edge-triggered, both directions at once: no epoll_ctl per operation. An edge that comes while nothing is
         // pending is ignored, which is safe because every operation tries the syscall before it waits.
