@@ -44,6 +44,9 @@ public sealed partial class Cpu
 
     internal readonly Diagnostics.IoCounters IoCounters = new();
 
+    /// <summary>This CPU's socket and timer counters (totals since the runtime started). Any thread; a moment old.</summary>
+    public CpuIoStatistics GetIoStatistics() => IoCounters.Snapshot();
+
     /// <summary>This CPU's reactor, created at first use. Owner only; throws <see cref="PlatformNotSupportedException"/> without epoll.</summary>
     internal Reactor Reactor
     {

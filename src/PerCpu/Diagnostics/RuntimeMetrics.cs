@@ -18,7 +18,7 @@ namespace PerCpu.Diagnostics;
 /// instruments those calls count). Soft interrupt instruments (<c>percpu.softint.count</c>, <c>percpu.softint.blocks</c>)
 /// add the tag <c>level</c>: <c>serial</c>, <c>net</c>, <c>bio</c> or <c>clock</c>.
 /// </summary>
-internal sealed class RuntimeMetrics : IDisposable
+internal sealed partial class RuntimeMetrics : IDisposable
 {
     /// <summary>Tag value for sends from threads that are not CPUs.</summary>
     internal const int ExternalCpu = -1;
@@ -70,6 +70,7 @@ internal sealed class RuntimeMetrics : IDisposable
         SoftCounter("percpu.softint.blocks", "{block}",
             "Runs of an asynchronous soft interrupt handler that did not complete at once, holding their level (si_evcnt_block).",
             static s => s.Blocks);
+        RegisterIo(); // RuntimeMetrics.Io.cs
     }
 
     /// <summary>The soft interrupt levels and their <c>level</c> tag values (lowercase names), highest priority first.</summary>
