@@ -154,6 +154,7 @@ public sealed partial class Cpu
             if (_netHead is null) _netTail = null;
             endpoint.NetNext = null;
             endpoint.NetQueued = false;
+            Trace?.Record(Diagnostics.TraceEvent.IoReady, Id, Id, null, _endpoints.Count);
             Own.Running = endpoint; // stall watchdog
             try
             {

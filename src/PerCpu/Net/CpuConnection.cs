@@ -298,6 +298,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (n < 0 && errno == SocketCalls.EAgain) return; // a spurious or write-side edge: keep waiting
         _receiveBuffer = default;
         EndCancellation(ref _receiveCancel, ref _receiveToken);
+        _cpu.Trace?.Record(Diagnostics.TraceEvent.IoReceive, _cpu.Id, _cpu.Id, null, n);
         if (n >= 0) _receive.Complete((int)n);
         else _receive.Fail(SocketCalls.Error(errno));
     }
@@ -307,6 +308,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         int errno = PushSend();
         if (errno == SocketCalls.EAgain) return;
         EndCancellation(ref _sendCancel, ref _sendToken);
+        _cpu.Trace?.Record(Diagnostics.TraceEvent.IoSend, _cpu.Id, _cpu.Id, null, errno == 0 ? 0 : -1);
         if (errno == 0) _send.Complete(0);
         else
         {

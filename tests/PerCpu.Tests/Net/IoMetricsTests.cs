@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Net.Sockets;
+using PerCpu.Diagnostics;
 using PerCpu.Net;
 using PerCpu.Tests.Io;
 using static PerCpu.Tests.Net.NetTestUtil;
@@ -55,5 +56,26 @@ public sealed class IoMetricsTests
         Assert.Equal(100, seen["percpu.io.bytes/receive"]);
         Assert.Equal(100, seen["percpu.io.bytes/transmit"]);
         Assert.Equal(1, seen["percpu.timer.fired"]);
+    }
+
+    [EpollFact]
+    public async Task Trace_RecordsReadinessAndCompletions()
+    {
+        await using var runtime = TestUtil.Start(2);
+        await using CpuListener listener = runtime.ListenTcp(AnyLoopback, Echo(new EchoStats()), new CpuListenerOptions { Cpus = CpuMask.Of(0) });
+        runtime.StartTrace();
+        using (Socket client = await ConnectAsync(listener.LocalEndPoint))
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                await client.SendAsync(new byte[7], SocketFlags.None);
+                await ReadExactlyAsync(client, new byte[7]).WithHangDetector();
+            }
+        }
+        await Progress.Until(() => runtime[0].GetIoStatistics().ConnectionsClosed == 1, () => runtime[0].GetIoStatistics().BytesSent, "the connection to close");
+        CpuTrace trace = runtime.StopTrace();
+        Assert.Contains(trace.Events, e => e.Name == "io_ready" && e.Cpu == 0);
+        Assert.Contains(trace.Events, e => e.Name == "io_receive" && e.Cpu == 0 && e.Argument == 7);
+        Assert.Contains(trace.Events, e => e.Name == "io_receive" && e.Cpu == 0 && e.Argument == 0); // end of stream
     }
 }
