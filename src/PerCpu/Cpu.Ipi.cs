@@ -396,6 +396,47 @@ public sealed partial class Cpu
         self.WaitUntil(ref done, this, WaitReason.Sequence, sequence);
     }
 
+    /// <summary>
+    /// Completes once <paramref name="sequence"/> (from a send by the calling thread to this CPU) has run here and its
+    /// function has returned: <see cref="WaitFor(long)"/> without blocking a thread that is not a CPU.
+    /// <para>
+    /// From a thread that is not a CPU (the case it is for): returns a pending task at once if the message has not run,
+    /// completed by the thread pool when it has; no thread waits meanwhile, and there is no
+    /// <see cref="CpuRuntimeOptions.WaitTimeout"/>: pass a token to give up. On a CPU of this runtime it waits as
+    /// <see cref="WaitFor(long)"/> does (processing its own incoming IPIs) and returns a completed task.
+    /// </para>
+    /// </summary>
+    /// <param name="sequence">A value returned by a send from the calling thread (CPU) or from any non-CPU thread (inbox).</param>
+    /// <param name="cancellationToken">Stops the wait (the message itself still runs); the task is then cancelled.</param>
+    /// <returns>A task that completes when the message has run.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">No such sequence was ever sent: waiting would never end.</exception>
+    /// <exception cref="InvalidOperationException">Called on a CPU of another runtime.</exception>
+    public ValueTask WaitForAsync(long sequence, CancellationToken cancellationToken = default)
+    {
+        Cpu? self = t_current;
+        if (self != null && self._shared != _shared) throw ForeignCpu(self);
+        if (self != null)
+        {
+            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+            try
+            {
+                WaitFor(sequence);
+                return default;
+            }
+            catch (TimeoutException e)
+            {
+                return ValueTask.FromException(e);
+            }
+        }
+        long enqueued = Inbox.EnqueuedCount;
+        if (sequence > enqueued)
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
+                $"CPU {Id}'s inbox has accepted only {enqueued} messages; wait for a sequence returned by Send from a thread that is not a CPU.");
+        if (Inbox.Executed >= sequence) return default;
+        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+        return new ValueTask(Inbox.WaitForSequenceAsync(sequence, cancellationToken));
+    }
+
     private void WaitFromOutside(long sequence)
     {
         long enqueued = Inbox.EnqueuedCount;
