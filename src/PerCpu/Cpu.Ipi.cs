@@ -452,6 +452,7 @@ public sealed partial class Cpu
             spinner.SpinOnce();
             CheckWait(start, ref warned, ExternalSource, WaitReason.InboxSequence, sequence, null, sequence - Inbox.Executed);
         }
+        _shared.Metrics?.RecordWait(ExternalSource, RuntimeMetrics.WaitKind.InboxSequence, start);
     }
 
     /// <summary>A condition a CPU spins on while it keeps draining its own IPIs.</summary>
@@ -532,6 +533,13 @@ public sealed partial class Cpu
                 else Thread.Yield();
                 if ((spins & 255) == 0) target.CheckWait(start, ref warned, Id, reason, detail, what, condition.Lag);
             }
+            _shared.Metrics?.RecordWait(Id, reason switch
+            {
+                WaitReason.RingRoom => RuntimeMetrics.WaitKind.RingRoom,
+                WaitReason.Sequence => RuntimeMetrics.WaitKind.Sequence,
+                WaitReason.InboxSequence => RuntimeMetrics.WaitKind.InboxSequence,
+                _ => RuntimeMetrics.WaitKind.Other,
+            }, start);
         }
         finally
         {
@@ -639,14 +647,16 @@ public sealed partial class Cpu
                 return 0;
             }
             Interlocked.Increment(ref external.FifoFull);
+            long start = Stopwatch.GetTimestamp();
             long deadline = Environment.TickCount64 + (long)shared.Options.WaitTimeout.TotalMilliseconds;
             while ((ticket = Inbox.TryEnqueue(func, arg1, arg2)) == 0)
             {
                 if (!Inbox.WaitForRoom(deadline))
                     throw new TimeoutException(
                         $"CPU {Id}'s inbox stayed full for {shared.Options.WaitTimeout.TotalSeconds:F1} s: CPU {Id} is probably stuck in a long-running function. " +
-                        "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
+                        "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout, or await InvokeAsync, which waits for room without blocking.");
             }
+            shared.Metrics?.RecordWait(ExternalSource, RuntimeMetrics.WaitKind.InboxRoom, start);
         }
         // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
         RaiseIpiBit(_externalBit);

@@ -162,6 +162,7 @@ public sealed partial class CpuRuntime
         // Touch the event source before taking any lock: its construction may call back into OnTracePointListenersChanged.
         PerCpuEventSource log = PerCpuEventSource.Log;
         _metrics = new RuntimeMetrics(this);
+        _shared.Metrics = _metrics;
         _stallWatchdog = StallWatchdog.Start(this); // its timer looks at CPUs that are not started yet as idle
         Warning += s_forwardWarning;
         UnhandledException += s_forwardException;

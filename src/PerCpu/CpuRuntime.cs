@@ -22,6 +22,8 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         public Cpu[] Cpus = [];
         /// <summary>Outgoing rings by [source][target]: row s is CPU s's own array (it fills it lazily).</summary>
         public IpiRing?[][] Outgoing = [];
+        /// <summary>The meter's recording side (histograms); set once by the constructor, before any CPU thread starts, never changed.</summary>
+        public RuntimeMetrics? Metrics;
         /// <summary>Counters of sends from threads that are not CPUs (any thread, with atomics).</summary>
         public readonly CpuCounters External = new();
         /// <summary>Statistics at the last reset, by CPU id (index CpuCount: external); replaced whole, never mutated.</summary>

@@ -104,6 +104,7 @@ internal sealed class Inbox : IThreadPoolWorkItem
         Debug.Assert(waiter.State == InboxWaiter.WaitState.None);
         waiter.WaitRegistration = default;
         waiter.WaitInbox = this;
+        waiter.WaitStart = Stopwatch.GetTimestamp();
         lock (_waitGate)
         {
             waiter.State = InboxWaiter.WaitState.Waiting;
@@ -184,12 +185,14 @@ internal sealed class Inbox : IThreadPoolWorkItem
     {
         while (true)
         {
+            long start;
             lock (_waitGate)
             {
                 InboxWaiter? waiter = _head;
                 if (waiter == null) break;
                 // Read everything before the enqueue publishes the message: once it runs, a pooled waiter may be reused.
                 CancellationTokenRegistration registration = waiter.WaitRegistration;
+                start = waiter.WaitStart;
                 if (TryEnqueue(waiter.WaitFunc!, waiter.WaitArg1, waiter.WaitArg2) == 0) break;
                 Unlink(waiter); // links and state are ours under the lock, even if the waiter is already reused
                 waiter.State = InboxWaiter.WaitState.Accepted;
@@ -197,6 +200,7 @@ internal sealed class Inbox : IThreadPoolWorkItem
                 registration.Unregister();
             }
             _owner.OutsideWaitEnded(accepted: true);
+            _owner.Runtime.Internals.Metrics?.RecordWait(Cpu.ExternalSource, Diagnostics.RuntimeMetrics.WaitKind.InboxRoom, start);
         }
         if (_sequenceWaiters is { Count: > 0 }) CompleteSequenceWaiters();
     }
@@ -208,6 +212,7 @@ internal sealed class Inbox : IThreadPoolWorkItem
     {
         public readonly Inbox Inbox = inbox;
         public readonly long Sequence = sequence;
+        public readonly long Start = Stopwatch.GetTimestamp();
         public CancellationTokenRegistration Registration;
     }
 
@@ -259,10 +264,11 @@ internal sealed class Inbox : IThreadPoolWorkItem
             }
         }
         if (done == null) return;
+        Diagnostics.RuntimeMetrics? metrics = _owner.Runtime.Internals.Metrics;
         foreach (SequenceWaiter waiter in done)
         {
             waiter.Registration.Unregister();
-            waiter.TrySetResult();
+            if (waiter.TrySetResult()) metrics?.RecordWait(Cpu.ExternalSource, Diagnostics.RuntimeMetrics.WaitKind.InboxSequence, waiter.Start);
         }
     }
 }

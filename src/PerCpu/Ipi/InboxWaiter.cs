@@ -22,6 +22,9 @@ internal abstract class InboxWaiter
     /// <summary>The cancellation registration while waiting (owner writes before it joins the FIFO; the pump or the callback reads under the lock).</summary>
     internal CancellationTokenRegistration WaitRegistration;
 
+    /// <summary>When the wait began (<see cref="System.Diagnostics.Stopwatch"/>; owner writes before it joins; the pump reads, for the wait histogram).</summary>
+    internal long WaitStart;
+
     /// <summary>The inbox waited on (owner writes before it joins; the cancellation callback reads).</summary>
     internal Inbox? WaitInbox;
 
