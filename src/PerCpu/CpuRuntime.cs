@@ -327,7 +327,11 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         return sum;
     }
 
-    /// <summary>Starts every count again from zero (counters are never written by other threads: the current values become the baseline).</summary>
+    /// <summary>
+    /// Starts every count of <see cref="GetStatistics"/> and <see cref="Cpu.GetStatistics"/> again from zero (counters
+    /// are never written by other threads: the current values become the baseline). The <c>PerCpu</c> meter's counters
+    /// are not reset: they report totals since the start, which never go backwards.
+    /// </summary>
     public void ResetStatistics()
     {
         var baselines = new CpuStatistics[_cpus.Length + 1];
