@@ -20,9 +20,11 @@ public sealed partial class Cpu
     /// sees <see cref="OperationCanceledException"/>.
     /// <para>
     /// From any thread. From a thread that is not a CPU the call goes through this CPU's bounded inbox; if the inbox is
-    /// full, the call returns a pending task at once and is accepted when room appears (calls waiting so are accepted
-    /// in the order they came, after sends that found room before them), or is cancelled, never to run, if the token
-    /// fires first. From a CPU of this runtime it goes through that CPU's ring to this one, which never refuses it.
+    /// full (or other calls already wait for room), the call returns a pending task at once and is accepted, after the
+    /// calls waiting before it, when room appears (as <c>Channel.Writer.WriteAsync</c> waits), or is cancelled, never
+    /// to run, if the token fires first; nothing else bounds that wait. One thread's calls run in the order it made
+    /// them; a <see cref="Send(Action{object?, long}, object?, long)"/> that finds room may overtake calls that wait.
+    /// From a CPU of this runtime the call goes through that CPU's ring to this one, which never refuses it.
     /// </para>
     /// </summary>
     /// <typeparam name="T">The result type.</typeparam>
@@ -200,7 +202,7 @@ public sealed partial class Cpu
         shared.EnterOutsideCall(); // throws ObjectDisposedException once disposal has begun
         Diagnostics.CpuCounters external = shared.External;
         Interlocked.Increment(ref external.Sent);
-        if (Inbox.TryEnqueue(waiter.WaitFunc!, waiter.WaitArg1, waiter.WaitArg2) != 0)
+        if (!Inbox.HasRoomWaiters && Inbox.TryEnqueue(waiter.WaitFunc!, waiter.WaitArg1, waiter.WaitArg2) != 0)
         {
             try
             {

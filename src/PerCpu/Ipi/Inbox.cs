@@ -58,6 +58,13 @@ internal sealed class Inbox : IThreadPoolWorkItem
     /// <summary>Entries waiting to run (racy: a gauge).</summary>
     internal long Depth => Math.Max(0, _queue.EnqueuedCount - _queue.DequeuedCount);
 
+    /// <summary>
+    /// True while calls wait for room (a racy read of the FIFO's head, written under the lock): a new asynchronous call
+    /// then queues behind them instead of taking a slot the pump is about to give them, so one caller's calls keep their
+    /// order (its earlier call joined the FIFO before its later call looks).
+    /// </summary>
+    internal bool HasRoomWaiters => Volatile.Read(ref _head) != null;
+
     /// <summary>Calls and sequence waits from outside waiting on this inbox (racy: a gauge).</summary>
     internal int OutsideWaiters => Volatile.Read(ref _outsideWaiters);
 

@@ -104,7 +104,11 @@ internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource
 
     private void Return()
     {
-        if (_unpooled) return; // see the class remarks: a cancellation callback may still hold it
+        if (_unpooled)
+        {
+            _version++; // a second await of the ValueTask is still refused
+            return; // see the class remarks: a cancellation callback may still hold it
+        }
         _func = null;
         _state = default;
         State = WaitState.None;
