@@ -112,6 +112,7 @@ internal sealed class Inbox : IThreadPoolWorkItem
         waiter.WaitRegistration = default;
         waiter.WaitInbox = this;
         waiter.WaitStart = Stopwatch.GetTimestamp();
+        if (cancellationToken.CanBeCanceled) waiter.Unpooled = true;
         lock (_waitGate)
         {
             waiter.State = InboxWaiter.WaitState.Waiting;

@@ -28,6 +28,13 @@ internal abstract class InboxWaiter
     /// <summary>The inbox waited on (owner writes before it joins; the cancellation callback reads).</summary>
     internal Inbox? WaitInbox;
 
+    /// <summary>
+    /// Set (by the owner, before it joins the FIFO, never cleared) when it waits with a token that can cancel it: such
+    /// a waiter must never be reused (a late cancellation callback still holds it), so its owner does not pool it.
+    /// A call that found room at once is never marked, and stays pooled with any token.
+    /// </summary>
+    internal bool Unpooled;
+
     /// <summary>FIFO links and state: under the inbox's waiter lock only.</summary>
     internal InboxWaiter? Next, Prev;
     internal WaitState State;

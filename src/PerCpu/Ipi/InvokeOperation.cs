@@ -63,9 +63,6 @@ internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource
     private Cpu? _caller;
     private Cpu? _target;
 
-    /// <summary>Not returned to the pool: it waited for inbox room with a token that can cancel it (caller writes before it waits; read by GetResult).</summary>
-    private bool _unpooled;
-
     // ---- result (target writes, caller reads) ----
     private T? _result;
     private ExceptionDispatchInfo? _error;
@@ -104,7 +101,7 @@ internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource
 
     private void Return()
     {
-        if (_unpooled)
+        if (Unpooled)
         {
             _version++; // a second await of the ValueTask is still refused
             return; // see the class remarks: a cancellation callback may still hold it
@@ -165,14 +162,12 @@ internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource
             {
                 op.WaitFunc = s_runOnTarget;
                 op.WaitArg1 = op;
-                if (cancellationToken.CanBeCanceled) op._unpooled = true; // set before it can be published or wait
                 target.SendOrWaitFromOutside(op, cancellationToken);
             }
         }
         catch
         {
-            op._unpooled = false; // never published: nothing else can hold it
-            op.Return();
+            op.Return(); // never published (the sends throw before they enqueue or wait)
             throw;
         }
         return op;

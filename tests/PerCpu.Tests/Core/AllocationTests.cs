@@ -162,4 +162,33 @@ public sealed class AllocationTests
         Assert.Equal(0, allocated);
         Assert.Equal(7_000, counter.Value);
     }
+
+    /// <summary>
+    /// An outside caller that passes a cancellable token: a call that finds room is pooled like any other (only a call
+    /// that has to wait for room with such a token is not), so the steady state still allocates nothing.
+    /// </summary>
+    [Fact]
+    public async Task SteadyStateInvokeAsync_WithCancellableToken_FromOutsideThread_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
+        var counter = new Counter();
+        Func<long> bump = () => ++counter.Value;
+        using var cts = new CancellationTokenSource();
+        long allocated = await Progress.Await(Task.Factory.StartNew(() =>
+        {
+            static long Call(Cpu cpu, Func<long> f, CancellationToken token)
+            {
+                ValueTask<long> call = cpu.InvokeAsync(f, token);
+                var spinner = new SpinWait();
+                while (!call.IsCompleted) spinner.SpinOnce(sleep1Threshold: -1);
+                return call.GetAwaiter().GetResult();
+            }
+            for (int i = 0; i < 2_000; i++) Call(runtime[1], bump, cts.Token);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5_000; i++) Call(runtime[1], bump, cts.Token);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }, TaskCreationOptions.LongRunning), Progress.Of(runtime));
+        Assert.Equal(0, allocated);
+        Assert.Equal(7_000, counter.Value);
+    }
 }
