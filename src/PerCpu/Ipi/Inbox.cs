@@ -108,7 +108,6 @@ internal sealed class Inbox : IThreadPoolWorkItem
     /// </summary>
     internal void AddRoomWaiter(InboxWaiter waiter, CancellationToken cancellationToken)
     {
-        Debug.Assert(waiter.State == InboxWaiter.WaitState.None);
         waiter.WaitRegistration = default;
         waiter.WaitInbox = this;
         waiter.WaitStart = Stopwatch.GetTimestamp();
@@ -154,13 +153,14 @@ internal sealed class Inbox : IThreadPoolWorkItem
         {
             if (waiter.State != InboxWaiter.WaitState.Waiting) return; // accepted: it runs (and sees the token there)
             Unlink(waiter);
+            Interlocked.Decrement(ref _outsideWaiters);
             waiter.State = InboxWaiter.WaitState.Canceled;
         }
         _owner.OutsideWaitEnded(accepted: false);
         waiter.OnWaitCanceled(token);
     }
 
-    /// <summary>Under the lock: takes <paramref name="waiter"/> out of the FIFO.</summary>
+    /// <summary>Under the lock: takes <paramref name="waiter"/> out of the FIFO (the caller adjusts <see cref="_outsideWaiters"/>).</summary>
     private void Unlink(InboxWaiter waiter)
     {
         if (waiter.Prev == null) _head = waiter.Next;
@@ -168,7 +168,6 @@ internal sealed class Inbox : IThreadPoolWorkItem
         if (waiter.Next == null) _tail = waiter.Prev;
         else waiter.Next.Prev = waiter.Prev;
         waiter.Next = waiter.Prev = null;
-        Interlocked.Decrement(ref _outsideWaiters);
     }
 
     /// <summary>Consumer: queues the pump on the thread pool unless it is queued already (the CPU never takes the waiter lock).</summary>
@@ -198,19 +197,24 @@ internal sealed class Inbox : IThreadPoolWorkItem
             {
                 InboxWaiter? waiter = _head;
                 if (waiter == null) break;
-                // Read everything before the enqueue publishes the message: once it runs, a pooled waiter may be reused.
+                // Read the waiter before the enqueue publishes its message: once that runs, the call may complete and its
+                // (pooled) operation be reused, with new owner fields. Its links and state may still be written after:
+                // they are written only under this lock (a new incarnation joins under it too), never by the owner alone.
+                // It stays the head until its message is in: a new call from its caller finds it and queues behind it.
                 CancellationTokenRegistration registration = waiter.WaitRegistration;
                 start = waiter.WaitStart;
                 if (TryEnqueue(waiter.WaitFunc!, waiter.WaitArg1, waiter.WaitArg2) == 0) break;
-                Unlink(waiter); // links and state are ours under the lock, even if the waiter is already reused
+                Unlink(waiter);
                 waiter.State = InboxWaiter.WaitState.Accepted;
+                Interlocked.Decrement(ref _outsideWaiters);
                 // Unregister (never waits) releases the token's node; a callback already running finds it accepted.
                 registration.Unregister();
             }
             _owner.OutsideWaitEnded(accepted: true);
             _owner.Runtime.Internals.Metrics?.RecordWait(Cpu.ExternalSource, Diagnostics.RuntimeMetrics.WaitKind.InboxRoom, start);
         }
-        if (_sequenceWaiters is { Count: > 0 }) CompleteSequenceWaiters();
+        // The list is created under the lock; a pump queued for a new sequence waiter was queued after it joined.
+        if (Volatile.Read(ref _sequenceWaiters) != null) CompleteSequenceWaiters();
     }
 
     // ------------------------------------------------------------------ sequence waits

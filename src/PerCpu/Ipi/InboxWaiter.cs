@@ -7,7 +7,8 @@ namespace PerCpu.Ipi;
 /// <para>
 /// Threads: the owner writes the message fields before it joins the FIFO (under the inbox's waiter lock, which
 /// orders them before the pump's read); <see cref="Next"/>, <see cref="Prev"/> and <see cref="State"/> are read and
-/// written only under that lock.
+/// written only under that lock, by the inbox (a pooled operation may join again while the pump that accepted its
+/// previous call still finishes with it: both sides hold the lock).
 /// </para>
 /// </summary>
 internal abstract class InboxWaiter

@@ -108,7 +108,7 @@ internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource
         }
         _func = null;
         _state = default;
-        State = WaitState.None;
+        // State and the FIFO links are left alone: only the inbox writes them, under its lock (see Inbox.Pump).
         WaitFunc = null;
         WaitArg1 = null;
         WaitInbox = null;
