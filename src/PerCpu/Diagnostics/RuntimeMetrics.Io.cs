@@ -15,7 +15,7 @@ internal sealed partial class RuntimeMetrics
     private void RegisterIo()
     {
         _ioCpuTags = new KeyValuePair<string, object?>[_runtime.CpuCount];
-        for (int i = 0; i < _ioCpuTags.Length; i++) _ioCpuTags[i] = new("percpu.cpu.id", i);
+        for (int i = 0; i < _ioCpuTags.Length; i++) _ioCpuTags[i] = new(CpuIdAttribute, i);
 
         IoCounter("percpu.io.connections.accepted", "{connection}", "Connections accepted by listeners, per owning CPU.", static s => s.ConnectionsAccepted);
         IoCounter("percpu.io.connections.opened", "{connection}", "Outbound connections established by each CPU.", static s => s.ConnectionsOpened);

@@ -33,13 +33,17 @@ public sealed class IoMetricsTests
         Assert.Equal(cpu1.BytesSent, runtime.GetIoStatistics().BytesSent);
 
         var seen = new Dictionary<string, long>();
+        var instruments = new List<Instrument>();
         using var meterListener = new MeterListener();
         meterListener.InstrumentPublished = (instrument, l) =>
         {
             // This runtime's meter only: runtimes of tests running beside this one publish meters of the same name.
             if (instrument.Meter == runtime.Meter
                 && (instrument.Name.StartsWith("percpu.io.", StringComparison.Ordinal) || instrument.Name.StartsWith("percpu.timer.", StringComparison.Ordinal)))
+            {
+                instruments.Add(instrument);
                 l.EnableMeasurementEvents(instrument);
+            }
         };
         meterListener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
@@ -51,6 +55,12 @@ public sealed class IoMetricsTests
         meterListener.Start();
         meterListener.RecordObservableInstruments();
         Assert.True(seen.Count > 0, "no percpu.io/percpu.timer instrument was published");
+        Assert.All(instruments, i =>
+        {
+            Assert.False(string.IsNullOrEmpty(i.Unit), i.Name);
+            Assert.False(string.IsNullOrEmpty(i.Description), i.Name);
+            Assert.False(i.Name.EndsWith(".count", StringComparison.Ordinal), i.Name); // OpenTelemetry: plural nouns, no ".count"
+        });
         Assert.Equal(1, seen["percpu.io.connections.accepted"]);
         Assert.Equal(1, seen["percpu.io.connections.closed"]);
         Assert.Equal(100, seen["percpu.io.bytes/receive"]);
