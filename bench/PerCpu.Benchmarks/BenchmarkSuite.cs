@@ -154,7 +154,8 @@ public static class BenchmarkSuite
             .Concat(SendRows.Rows())
             .Concat(RoundTripRows.Rows())
             .Concat(IdleRow.Rows())
-            .Concat(SoftInterruptRows.Rows());
+            .Concat(SoftInterruptRows.Rows())
+            .Concat(TimerRows.Rows());
 
     private static void WriteFiles(SuiteReport report, IReadOnlyList<TargetResult> targets, SuiteOptions options, string? benchDir, TextWriter log)
     {

@@ -38,6 +38,8 @@ public static class Targets
         ("percpu.invoke", r => AtMost(r, "percpu.invoke", "net.thread.channel", 0.5, "≤ 0.5× dedicated thread + Channel + IValueTaskSource")),
         ("percpu.invoke", r => ZeroBytes(r, "percpu.invoke", "0 B/call")),
         ("percpu.idle", r => Below(r, "percpu.idle", 1.0, "< 1% of one core")),
+        ("percpu.idle.256", r => Below(r, "percpu.idle.256", 1.0, "< 1% of one core at 256 CPUs")),
+        ("percpu.timer.armfire", r => ZeroBytes(r, "percpu.timer.armfire", "0 B per re-armed timer")),
         ("percpu.softint.schedule", r => AtMostNanoseconds(r, "percpu.softint.schedule", 50, "≤ 50 ns per Schedule + dispatch")),
         // "ScheduleOn ≤ 1.2× Send": a ScheduleOn round trip against a Send round trip with the same default options.
         ("percpu.softint.pingpong", r => AtMost(r, "percpu.softint.pingpong", "percpu.pingpong.idle", 1.2, "≤ 1.2× Send ping-pong (idle)")),
