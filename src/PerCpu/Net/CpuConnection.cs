@@ -86,16 +86,19 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     public EndPoint? LocalEndPoint => _local ??= TryGet(static s => s.LocalEndPoint, _socket);
 
     /// <summary>
-    /// Cancelled when the runtime begins to shut down (<see cref="CpuRuntime.DisposeAsync"/>): a handler should finish its
-    /// current reply and return. From then on receives end with <see cref="OperationCanceledException"/>; sends still
-    /// go out, so what the handler hands over reaches the peer before the connection closes.
+    /// Cancelled when this connection closes (disposed, or closed by its handler's return) or when the runtime begins to
+    /// shut down (<see cref="CpuRuntime.DisposeAsync"/>): a handler should finish its current reply and return. Once the
+    /// runtime is shutting down, receives end with <see cref="OperationCanceledException"/>; sends still go out, so
+    /// what the handler hands over reaches the peer before the connection closes. Like Kestrel's
+    /// <c>ConnectionClosed</c>, with the runtime's stop included. Its callbacks run on this connection's CPU (the
+    /// close and the shutdown happen there).
     /// </summary>
     public CancellationToken Closing
     {
         get
         {
             CheckOwner();
-            if (_shutdown) return new CancellationToken(canceled: true);
+            if (_shutdown || _closed) return new CancellationToken(canceled: true);
             return (_closing ??= new CancellationTokenSource()).Token;
         }
     }
@@ -515,7 +518,18 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         Reactor reactor = _cpu.Reactor;
         reactor.Unregister(_registration); // before the close: the removal names the descriptor by number
         _socket.Dispose();
-        _closing?.Dispose();
+        if (_closing is { } closing)
+        {
+            try
+            {
+                closing.Cancel(); // Closing: the connection is gone
+            }
+            catch (AggregateException e)
+            {
+                _cpu.ReportException(e, Cpu.ExternalSource);
+            }
+            closing.Dispose();
+        }
         _cpu.RemoveEndpoint(this);
         _cpu.IoCounters.Closed++;
     }

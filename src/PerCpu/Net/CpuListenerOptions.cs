@@ -20,18 +20,18 @@ public enum CpuListenerDistribution
 /// <summary>Options of <see cref="CpuRuntime.ListenTcp"/>.</summary>
 public sealed class CpuListenerOptions
 {
-    /// <summary>The CPUs that own accepted connections; null (the default): all of the runtime's CPUs.</summary>
+    /// <summary>The CPUs that own accepted connections. Defaults to null: all of the runtime's CPUs.</summary>
     public CpuMask? Cpus { get; set; }
 
-    /// <summary>How connections are spread over <see cref="Cpus"/>. Default <see cref="CpuListenerDistribution.ReusePort"/>.</summary>
+    /// <summary>How connections are spread over <see cref="Cpus"/>. Defaults to <see cref="CpuListenerDistribution.ReusePort"/>.</summary>
     public CpuListenerDistribution Distribution { get; set; } = CpuListenerDistribution.ReusePort;
 
-    /// <summary>The listen backlog (pending connections the kernel queues per listening socket). Default 512.</summary>
+    /// <summary>The listen backlog: pending connections the kernel queues per listening socket (capped by <c>net.core.somaxconn</c>). Defaults to 512.</summary>
     public int Backlog { get; set; } = 512;
 
-    /// <summary>Sets <c>TCP_NODELAY</c> on accepted connections (replies go out at once; no Nagle delay). Default true.</summary>
+    /// <summary>Sets <c>TCP_NODELAY</c> on accepted connections (replies go out at once; no Nagle delay). Defaults to true.</summary>
     public bool NoDelay { get; set; } = true;
 
-    /// <summary>Most connections open at once across the listener; beyond it new ones are closed at once. Default: no limit.</summary>
+    /// <summary>Most connections open at once across the listener; beyond it new ones are closed as soon as they are accepted. Defaults to <see cref="int.MaxValue"/> (no limit).</summary>
     public int MaxConnections { get; set; } = int.MaxValue;
 }

@@ -219,4 +219,25 @@ public sealed class ConnectionFailureTests
         await ReadExactlyAsync(client, reply).WithHangDetector();
         Assert.Equal("ping"u8.ToArray(), reply);
     }
+
+    [EpollFact]
+    public async Task Closing_IsCancelledWhenTheConnectionCloses()
+    {
+        await using var runtime = TestUtil.Start(2);
+        var (listener, outcome) = ListenOnce(runtime, async connection =>
+        {
+            CancellationToken closing = connection.Closing;
+            bool before = closing.IsCancellationRequested;
+            await connection.DisposeAsync();
+            return (before, after: closing.IsCancellationRequested, again: connection.Closing.IsCancellationRequested);
+        });
+        await using (listener)
+        {
+            using Socket client = await ConnectAsync(listener.LocalEndPoint);
+            var (before, after, again) = await outcome.WithHangDetector();
+            Assert.False(before);
+            Assert.True(after);
+            Assert.True(again);
+        }
+    }
 }
