@@ -1,0 +1,314 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using PerCpu.Kv.Server;
+using PerCpu.Kv.Store;
+using PerCpu.Kv.Transport;
+
+namespace PerCpu.Kv;
+
+/// <summary>
+/// percpu-kv: a Redis-protocol (RESP2) key-value server on a <see cref="CpuRuntime"/>. Each CPU owns one shard of the
+/// key space (key k on CPU hash(k) mod N) and the connections it accepted; a command for another CPU's shard crosses
+/// through the IPI rings and its reply comes back in order with the connection's other replies.
+/// Start one with <see cref="StartAsync"/>; stop it with <see cref="DisposeAsync"/>.
+/// </summary>
+public sealed class KvServer : IAsyncDisposable
+{
+    /// <summary>The Redis version reported to clients (the command set and replies follow Redis 7.0).</summary>
+    public const string RedisVersion = "7.0.15";
+
+    private readonly KvServerOptions _options;
+    private readonly CpuRuntime _runtime;
+    private readonly Socket _listener;
+    private readonly ConcurrentDictionary<long, KvConnection> _connections = new();
+    private readonly long[] _commands; // per CPU, 16 longs apart (own cache line); owner writes, INFO reads
+    private readonly long _started = Stopwatch.GetTimestamp();
+    private Task _acceptLoop = Task.CompletedTask;
+    private long _nextId;
+    private int _nextCpu;
+    private int _clients;
+    private long _totalConnections;
+    private long _rejected;
+    private int _disposed;
+    private TaskCompletionSource? _drained;
+
+    private KvServer(KvServerOptions options, CpuRuntime runtime, Socket listener, ILogger logger)
+    {
+        _options = options;
+        _runtime = runtime;
+        _listener = listener;
+        Log = new KvLog(logger);
+        Shards = new Shard[runtime.CpuCount];
+        for (int i = 0; i < Shards.Length; i++) Shards[i] = new Shard(i, runtime[i], options.TimeProvider);
+        _commands = new long[runtime.CpuCount * 16];
+        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+    }
+
+    /// <summary>Where the server listens (the bound port when <see cref="KvServerOptions.Port"/> was 0).</summary>
+    public IPEndPoint LocalEndPoint { get; }
+
+    /// <summary>The runtime the server runs on (its statistics appear in INFO's percpu section).</summary>
+    public CpuRuntime Runtime => _runtime;
+
+    /// <summary>Clients connected now.</summary>
+    public int ConnectedClients => Volatile.Read(ref _clients);
+
+    internal Shard[] Shards { get; }
+
+    internal KvLog Log { get; }
+
+    /// <summary>
+    /// Starts a runtime of <see cref="KvServerOptions.Cpus"/> CPUs, one shard on each, and listens.
+    /// </summary>
+    /// <param name="options">The settings; null takes the defaults.</param>
+    /// <returns>The running server.</returns>
+    /// <exception cref="ArgumentException">A setting is out of range.</exception>
+    /// <exception cref="SocketException">The address cannot be bound (the port is in use: pick another with --port).</exception>
+    public static async Task<KvServer> StartAsync(KvServerOptions? options = null)
+    {
+        options ??= new KvServerOptions();
+        options.Validate();
+        ILogger logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PerCpu.Kv");
+        var listener = new Socket(options.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(new IPEndPoint(options.Address, options.Port));
+            listener.Listen(4096);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        CpuRuntime runtime = CpuRuntime.Start(new CpuRuntimeOptions
+        {
+            CpuCount = options.Cpus,
+            PinThreads = options.PinThreads,
+            ThreadName = "percpu-kv",
+        });
+        var server = new KvServer(options, runtime, listener, logger);
+        runtime.UnhandledException += (_, e) => server.Log.CpuException(e.Exception, e.Cpu.Id);
+        runtime.Warning += (_, e) => server.Log.RuntimeWarning(e.Message);
+        foreach (Shard shard in server.Shards) await shard.Cpu.InvokeAsync(shard.Start);
+        server._acceptLoop = Task.Run(server.AcceptLoopAsync);
+        server.Log.Listening(RedisVersion, server.LocalEndPoint, runtime.CpuCount, options.MaxClients);
+        return server;
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (Volatile.Read(ref _disposed) == 0)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync();
+            }
+            catch (Exception e) when (e is ObjectDisposedException || (e is SocketException && Volatile.Read(ref _disposed) != 0))
+            {
+                break;
+            }
+            catch (SocketException e)
+            {
+                // EMFILE and the like: the listener goes on, the client is lost.
+                Log.AcceptFailed(e);
+                continue;
+            }
+            Accept(socket);
+        }
+    }
+
+    private void Accept(Socket socket)
+    {
+        Interlocked.Increment(ref _totalConnections);
+        if (Interlocked.Increment(ref _clients) > _options.MaxClients || Volatile.Read(ref _disposed) != 0)
+        {
+            Interlocked.Decrement(ref _clients);
+            Interlocked.Increment(ref _rejected);
+            Log.Refused(socket.RemoteEndPoint?.ToString() ?? "?", _options.MaxClients);
+            try
+            {
+                // Redis's words; the client reads them as the reply to its first command.
+                socket.Send("-ERR max number of clients reached\r\n"u8);
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+                // the client is gone already
+            }
+            socket.Dispose();
+            return;
+        }
+        socket.NoDelay = true;
+        // Round robin over the CPUs: a connection is then owned by that CPU for life.
+        Cpu cpu = _runtime[(int)((uint)Interlocked.Increment(ref _nextCpu) % (uint)_runtime.CpuCount)];
+        var connection = new KvConnection(this, new SocketTransport(socket, cpu), Interlocked.Increment(ref _nextId));
+        _connections[connection.Id] = connection;
+        try
+        {
+            cpu.Post(connection.Start);
+        }
+        catch (ObjectDisposedException)
+        {
+            _connections.TryRemove(connection.Id, out _);
+            Interlocked.Decrement(ref _clients);
+            socket.Dispose();
+        }
+    }
+
+    /// <summary>A connection has closed (on its CPU).</summary>
+    internal void Closed(KvConnection connection)
+    {
+        _connections.TryRemove(connection.Id, out _);
+        if (Interlocked.Decrement(ref _clients) == 0 && Volatile.Read(ref _disposed) != 0) _drained?.TrySetResult();
+    }
+
+    /// <summary>Counts commands run by the connections of <paramref name="cpu"/> (called on that CPU).</summary>
+    internal void CountCommands(int cpu, int count) => _commands[cpu * 16] += count;
+
+    internal string ClientList()
+    {
+        var sb = new StringBuilder();
+        foreach (KvConnection c in _connections.Values) sb.Append(c.ClientLine()).Append('\n');
+        return sb.ToString();
+    }
+
+    internal (string Name, string Value)[] ConfigValues() =>
+    [
+        ("save", ""),
+        ("appendonly", _options.Directory != null ? "yes" : "no"),
+        ("appendfsync", _options.AppendFsync.ToString().ToLowerInvariant()),
+        ("maxclients", _options.MaxClients.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("databases", "1"),
+        ("port", LocalEndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("bind", _options.Address.ToString()),
+        ("dir", _options.Directory ?? Environment.CurrentDirectory),
+        ("maxmemory", "0"),
+        ("maxmemory-policy", "noeviction"),
+        ("timeout", "0"),
+        ("proto-max-bulk-len", Protocol.RespParser.MaxBulkLength.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ("hz", "10"),
+    ];
+
+    /// <summary>INFO's text. <paramref name="sections"/> empty (or "all", "everything", "default") means all of them.</summary>
+    internal string Info(List<string> sections, long keys, long expires, long hits, long misses, long expired)
+    {
+        bool all = sections.Count == 0 || sections.Contains("all") || sections.Contains("everything") || sections.Contains("default");
+        bool Want(string s) => all || sections.Contains(s);
+        var sb = new StringBuilder();
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (Want("server"))
+        {
+            sb.Append("# Server\r\n")
+              .Append("redis_version:").Append(RedisVersion).Append("\r\n")
+              .Append("redis_mode:standalone\r\n")
+              .Append("os:").Append(System.Runtime.InteropServices.RuntimeInformation.OSDescription).Append("\r\n")
+              .Append("arch_bits:64\r\n")
+              .Append("process_id:").Append(Environment.ProcessId.ToString(inv)).Append("\r\n")
+              .Append("tcp_port:").Append(LocalEndPoint.Port.ToString(inv)).Append("\r\n")
+              .Append("uptime_in_seconds:").Append(((long)Stopwatch.GetElapsedTime(_started).TotalSeconds).ToString(inv)).Append("\r\n")
+              .Append("server_name:percpu-kv\r\n")
+              .Append("\r\n");
+        }
+        if (Want("clients"))
+        {
+            sb.Append("# Clients\r\n")
+              .Append("connected_clients:").Append(ConnectedClients.ToString(inv)).Append("\r\n")
+              .Append("maxclients:").Append(_options.MaxClients.ToString(inv)).Append("\r\n")
+              .Append("\r\n");
+        }
+        if (Want("persistence"))
+        {
+            sb.Append("# Persistence\r\n")
+              .Append("loading:0\r\n")
+              .Append("aof_enabled:").Append(_options.Directory != null ? '1' : '0').Append("\r\n")
+              .Append("\r\n");
+        }
+        if (Want("stats"))
+        {
+            long commands = 0;
+            for (int i = 0; i < _runtime.CpuCount; i++) commands += Volatile.Read(ref _commands[i * 16]);
+            sb.Append("# Stats\r\n")
+              .Append("total_connections_received:").Append(Interlocked.Read(ref _totalConnections).ToString(inv)).Append("\r\n")
+              .Append("total_commands_processed:").Append(commands.ToString(inv)).Append("\r\n")
+              .Append("rejected_connections:").Append(Interlocked.Read(ref _rejected).ToString(inv)).Append("\r\n")
+              .Append("expired_keys:").Append(expired.ToString(inv)).Append("\r\n")
+              .Append("keyspace_hits:").Append(hits.ToString(inv)).Append("\r\n")
+              .Append("keyspace_misses:").Append(misses.ToString(inv)).Append("\r\n")
+              .Append("\r\n");
+        }
+        if (Want("replication"))
+        {
+            sb.Append("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        }
+        if (Want("keyspace"))
+        {
+            sb.Append("# Keyspace\r\n");
+            if (keys > 0) sb.Append("db0:keys=").Append(keys.ToString(inv)).Append(",expires=").Append(expires.ToString(inv)).Append(",avg_ttl=0\r\n");
+            sb.Append("\r\n");
+        }
+        if (Want("percpu"))
+        {
+            CpuStatistics total = _runtime.GetStatistics();
+            sb.Append("# Percpu\r\n")
+              .Append("cpus:").Append(_runtime.CpuCount.ToString(inv)).Append("\r\n")
+              .Append("threads_pinned:").Append(_runtime.ThreadsPinned ? '1' : '0').Append("\r\n");
+            AppendStats(sb, "ipi", total, inv);
+            for (int i = 0; i < _runtime.CpuCount; i++)
+            {
+                Cpu cpu = _runtime[i];
+                AppendStats(sb, "cpu" + i.ToString(inv), cpu.GetStatistics(), inv);
+                sb.Append("cpu").Append(i.ToString(inv)).Append("_keys:").Append(Shards[i].Count.ToString(inv))
+                  .Append(",commands_from_connections:").Append(Volatile.Read(ref _commands[i * 16]).ToString(inv))
+                  .Append(",pinned_core:").Append(cpu.PinnedCore.ToString(inv)).Append("\r\n");
+            }
+            foreach (SoftLevel level in Enum.GetValues<SoftLevel>())
+            {
+                SoftInterruptStatistics s = _runtime.GetSoftInterruptStatistics(level);
+                sb.Append("softint_").Append(level.ToString().ToLowerInvariant()).Append(":count=").Append(s.Count.ToString(inv)).Append(",blocks=").Append(s.Blocks.ToString(inv)).Append(",errors=").Append(s.Errors.ToString(inv)).Append("\r\n");
+            }
+            sb.Append("\r\n");
+        }
+        return sb.ToString();
+    }
+
+    private static void AppendStats(StringBuilder sb, string name, CpuStatistics s, IFormatProvider inv)
+    {
+        sb.Append(name).Append(":sent=").Append(s.Sent.ToString(inv))
+          .Append(",received=").Append(s.Received.ToString(inv))
+          .Append(",avoided=").Append(s.Avoided.ToString(inv))
+          .Append(",fifofull=").Append(s.FifoFull.ToString(inv))
+          .Append(",passive=").Append(s.Passive.ToString(inv))
+          .Append(",wakes_sent=").Append(s.WakesSent.ToString(inv))
+          .Append(",wakes_received=").Append(s.WakesReceived.ToString(inv))
+          .Append(",errors=").Append(s.Errors.ToString(inv))
+          .Append(",stalls=").Append(s.Stalls.ToString(inv))
+          .Append("\r\n");
+    }
+
+    /// <summary>
+    /// Stops listening, closes every client (replies already computed are sent first only if they were in flight),
+    /// waits for their loops to end, stops the shards' timers and stops the runtime.
+    /// </summary>
+    /// <returns>A task that completes when everything has stopped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _listener.Dispose();
+        await _acceptLoop.ConfigureAwait(false);
+        Log.ShuttingDown(ConnectedClients);
+        foreach (KvConnection c in _connections.Values) c.Abort();
+        if (Volatile.Read(ref _clients) != 0) await _drained.Task.ConfigureAwait(false);
+        foreach (Shard shard in Shards) await shard.Cpu.InvokeAsync(shard.Stop).ConfigureAwait(false);
+        await _runtime.DisposeAsync().ConfigureAwait(false);
+        Log.Stopped();
+    }
+}

@@ -1,0 +1,87 @@
+using PerCpu.Kv.Protocol;
+using PerCpu.Kv.Store;
+
+namespace PerCpu.Kv.Server;
+
+/// <summary>One piece of a command for one shard, and the reply the shard produced for it.</summary>
+internal struct SubCommand
+{
+    /// <summary>What to run.</summary>
+    public CommandId Id;
+
+    /// <summary>Index of the piece's first argument in the connection's <see cref="ArgList"/>.</summary>
+    public int Arg;
+
+    /// <summary>Arguments in the piece (for a whole command: all of them, the name included).</summary>
+    public int ArgCount;
+
+    /// <summary>Where the shard's reply bytes start in <see cref="ShardBatch.Reply"/>.</summary>
+    public int ReplyStart;
+
+    /// <summary>How many reply bytes.</summary>
+    public int ReplyLength;
+
+    /// <summary>A numeric result for gathering (keys deleted, keys counted, a SCAN position …); also an input for SCAN.</summary>
+    public long N1;
+
+    /// <summary>A second numeric result (expiring keys for INFO; the COUNT for SCAN).</summary>
+    public long N2;
+}
+
+/// <summary>
+/// The commands of one connection's batch that go to one shard, in the connection's order, and the replies the shard
+/// wrote for them. One per connection and shard, reused for every batch; the connection fills it on its CPU, the
+/// shard runs it on its own CPU (an IPI through <see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/>, or a
+/// direct call when the shard is local), then the connection reads the replies. The IPI ring orders the hand-overs.
+/// </summary>
+internal sealed class ShardBatch
+{
+    /// <summary>The target shard.</summary>
+    public readonly Shard Shard;
+
+    /// <summary>The pieces; valid up to <see cref="Count"/>.</summary>
+    public SubCommand[] Subs = new SubCommand[32];
+
+    /// <summary>Pieces in this batch.</summary>
+    public int Count;
+
+    /// <summary>The replies, written by the shard.</summary>
+    public readonly ReplyBuffer Reply = new();
+
+    /// <summary>The connection's receive buffer: the arguments' bytes (stable while the batch is out).</summary>
+    public byte[] Input = [];
+
+    /// <summary>The connection's argument table.</summary>
+    public ArgList Args = null!;
+
+    /// <summary>The call sent to the shard's CPU; bound once so that sending it allocates nothing.</summary>
+    public readonly Func<int> Run;
+
+    /// <summary>Creates the batch for <paramref name="shard"/>.</summary>
+    public ShardBatch(Shard shard)
+    {
+        Shard = shard;
+        Run = Execute;
+    }
+
+    private int Execute()
+    {
+        Shard.Execute(this);
+        return Count;
+    }
+
+    /// <summary>Adds a piece; returns its index.</summary>
+    public int Add(CommandId id, int arg, int argCount, long n1 = 0, long n2 = 0)
+    {
+        if (Count == Subs.Length) Array.Resize(ref Subs, Count * 2);
+        Subs[Count] = new SubCommand { Id = id, Arg = arg, ArgCount = argCount, N1 = n1, N2 = n2 };
+        return Count++;
+    }
+
+    /// <summary>Empties the batch for the next round.</summary>
+    public void Reset()
+    {
+        Count = 0;
+        Reply.Reset();
+    }
+}
