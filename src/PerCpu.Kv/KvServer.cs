@@ -276,6 +276,8 @@ public sealed class KvServer : IAsyncDisposable
             }
             sb.Append("\r\n");
         }
+        // Redis separates sections with a blank line but does not end with one.
+        if (sb.Length >= 2) sb.Length -= 2;
         return sb.ToString();
     }
 

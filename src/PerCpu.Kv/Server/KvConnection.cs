@@ -204,8 +204,9 @@ internal sealed partial class KvConnection
     }
 
     /// <summary>
-    /// Moves the unparsed bytes to the front and grows the buffer when the next command needs more than it holds.
-    /// False when the command is larger than any request may be (the client is closed, as Redis's query buffer limit).
+    /// Moves the unparsed bytes to the front when the next command would not fit behind them, and grows the buffer
+    /// when it is full. False when one command is larger than any request may be (the client is closed, as by
+    /// Redis's query buffer limit).
     /// </summary>
     private bool MakeRoom()
     {
@@ -226,11 +227,12 @@ internal sealed partial class KvConnection
                 _in = ArrayPool<byte>.Shared.Rent(ReplyBuffer.InitialSize);
             }
         }
-        long want = Math.Max(_needed, unparsed + 1);
-        if (want > _in.Length)
+        if (_end == _in.Length)
         {
-            if (want > MaxInput) return false;
-            byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Max(want, Math.Min(MaxInput, 2L * _in.Length)));
+            // Full of one unfinished command: double (not the announced size at once, so that a client announcing a
+            // huge bulk and sending little costs little), up to the largest request there may be.
+            if (_in.Length >= MaxInput) return false;
+            byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(MaxInput, 2L * _in.Length));
             Buffer.BlockCopy(_in, _start, bigger, 0, unparsed);
             ArrayPool<byte>.Shared.Return(_in);
             _in = bigger;
