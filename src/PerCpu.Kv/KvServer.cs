@@ -173,6 +173,13 @@ public sealed class KvServer : IAsyncDisposable
     /// <summary>Counts commands run by the connections of <paramref name="cpu"/> (called on that CPU).</summary>
     internal void CountCommands(int cpu, int count) => _commands[cpu * 16] += count;
 
+    /// <summary>Times a connection's loop resumed on another thread than its CPU (a transport bug; tests assert 0).</summary>
+    internal long OffCpuResumes => Interlocked.Read(ref _offCpuResumes);
+
+    private long _offCpuResumes;
+
+    internal void CountOffCpuResume() => Interlocked.Increment(ref _offCpuResumes);
+
     internal string ClientList()
     {
         var sb = new StringBuilder();

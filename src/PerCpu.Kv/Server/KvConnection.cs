@@ -144,6 +144,8 @@ internal sealed partial class KvConnection
                     break;
                 }
                 if (n <= 0) break;
+                // The transport's await must resume on this CPU: the buffers and the local shard are its data only.
+                if (Cpu.Current != _cpu) _server.CountOffCpuResume();
                 _end += n;
 
                 bool close = false;
