@@ -60,6 +60,8 @@ public sealed class KvServer : IAsyncDisposable
 
     internal Shard[] Shards { get; }
 
+    internal CrossShardCalls CrossShardCalls => _options.CrossShardCalls;
+
     internal KvLog Log { get; }
 
     /// <summary>

@@ -16,6 +16,16 @@ public enum AppendFsync
     No,
 }
 
+/// <summary>How a connection's commands reach a shard on another CPU.</summary>
+public enum CrossShardCalls
+{
+    /// <summary><see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/>: a pooled call whose result resumes the connection on its CPU.</summary>
+    InvokeAsync,
+
+    /// <summary>A <see cref="Cpu.Send{T}(Action{T, long}, T, long)"/> to the shard and a Send back with the reply; the last reply resumes the connection inside that IPI.</summary>
+    SendReply,
+}
+
 /// <summary>Settings of a <see cref="KvServer"/>.</summary>
 public sealed class KvServerOptions
 {
@@ -39,6 +49,9 @@ public sealed class KvServerOptions
 
     /// <summary>The most clients connected at once; one more is told "-ERR max number of clients reached" and closed. Defaults to 10000.</summary>
     public int MaxClients { get; set; } = 10000;
+
+    /// <summary>How commands reach the shards of other CPUs. Defaults to <see cref="Kv.CrossShardCalls.InvokeAsync"/>.</summary>
+    public CrossShardCalls CrossShardCalls { get; set; } = CrossShardCalls.InvokeAsync;
 
     /// <summary>Where the server logs. Defaults to none.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
 using PerCpu.Kv.Protocol;
 using PerCpu.Kv.Store;
 using PerCpu.Kv.Transport;
@@ -12,7 +13,7 @@ namespace PerCpu.Kv.Server;
 /// local shard's part directly and the others' on their CPUs (all at once); gather the replies in the commands' order
 /// into one buffer and send it with one send. A command split across reads waits in the buffer for the rest.
 /// </summary>
-internal sealed partial class KvConnection
+internal sealed partial class KvConnection : IValueTaskSource<int>
 {
     /// <summary>The most commands parsed into one batch: bounds the replies held before a send.</summary>
     private const int MaxBatch = 1024;
@@ -96,6 +97,35 @@ internal sealed partial class KvConnection
     /// <summary>QUIT was parsed: reply, then close.</summary>
     private bool _quit;
 
+    /// <summary>Cross-shard calls as a Send and a reply Send instead of InvokeAsync (<see cref="KvServerOptions"/>' CrossShardCalls).</summary>
+    private readonly bool _sendReply;
+
+    /// <summary>Shard parts sent and not yet replied (Send/reply mode; this CPU only).</summary>
+    private int _outstanding;
+
+    /// <summary>Completes when the last part has replied (Send/reply mode).</summary>
+    private ManualResetValueTaskSourceCore<int> _gather;
+
+    /// <summary>Runs a part on the shard's CPU, then sends the reply back to the connection's CPU.</summary>
+    private static readonly Action<ShardBatch, long> s_runAndReply = static (batch, _) =>
+    {
+        batch.Shard.Execute(batch);
+        batch.Owner!._cpu.Send(s_partDone!, batch.Owner);
+    };
+
+    /// <summary>On the connection's CPU: one part has replied; the last one resumes the connection's loop.</summary>
+    private static readonly Action<KvConnection, long> s_partDone = static (connection, _) =>
+    {
+        if (--connection._outstanding == 0) connection._gather.SetResult(0);
+    };
+
+    int IValueTaskSource<int>.GetResult(short token) => _gather.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _gather.GetStatus(token);
+
+    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _gather.OnCompleted(continuation, state, token, flags);
+
     /// <summary>Creates the connection; <see cref="Start"/> runs it on the transport's CPU.</summary>
     public KvConnection(KvServer server, IKvTransport io, long id)
     {
@@ -105,7 +135,8 @@ internal sealed partial class KvConnection
         Id = id;
         _shards = server.Shards;
         _batches = new ShardBatch[_shards.Length];
-        for (int i = 0; i < _shards.Length; i++) _batches[i] = new ShardBatch(_shards[i]);
+        for (int i = 0; i < _shards.Length; i++) _batches[i] = new ShardBatch(_shards[i]) { Owner = this };
+        _sendReply = server.CrossShardCalls == CrossShardCalls.SendReply;
         _pending = new ValueTask<int>[_shards.Length];
         Start = StartCore;
     }
@@ -154,9 +185,17 @@ internal sealed partial class KvConnection
                     ParseBatch();
                     if (_cmdCount == 0 && _protocolError == null) break; // the rest is an incomplete command
                     Dispatch();
-                    for (int s = 0; s < _batches.Length; s++)
+                    if (_sendReply)
                     {
-                        if (s != _cpu.Id && _batches[s].Count > 0) await _pending[s];
+                        // Resumed inline by the last reply IPI, on this CPU: no hop through the task queue.
+                        if (_outstanding > 0) await new ValueTask<int>(this, _gather.Version).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        for (int s = 0; s < _batches.Length; s++)
+                        {
+                            if (s != _cpu.Id && _batches[s].Count > 0) await _pending[s];
+                        }
                     }
                     Assemble();
                     close = _protocolError != null || _quit;
@@ -291,7 +330,13 @@ internal sealed partial class KvConnection
         for (int s = 0; s < _batches.Length; s++)
         {
             // All remote parts go out before the local part runs, so that the shards work in parallel.
-            if (s != own && _batches[s].Count > 0) _pending[s] = _shards[s].Cpu.InvokeAsync(_batches[s].Run);
+            if (s == own || _batches[s].Count == 0) continue;
+            if (_sendReply)
+            {
+                if (_outstanding++ == 0) _gather.Reset();
+                _shards[s].Cpu.Send(s_runAndReply, _batches[s]);
+            }
+            else _pending[s] = _shards[s].Cpu.InvokeAsync(_batches[s].Run);
         }
         if (own < _batches.Length && _batches[own].Count > 0) _shards[own].Execute(_batches[own]);
     }

@@ -54,6 +54,9 @@ internal sealed class ShardBatch
     /// <summary>The connection's argument table.</summary>
     public ArgList Args = null!;
 
+    /// <summary>The connection whose batch this is.</summary>
+    public KvConnection? Owner;
+
     /// <summary>The call sent to the shard's CPU; bound once so that sending it allocates nothing.</summary>
     public readonly Func<int> Run;
 
