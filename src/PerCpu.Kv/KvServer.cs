@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -62,6 +63,9 @@ public sealed class KvServer : IAsyncDisposable
 
     internal CrossShardCalls CrossShardCalls => _options.CrossShardCalls;
 
+    /// <summary>Append-only files are on with appendfsync always.</summary>
+    internal bool AlwaysFsync => _options.Directory != null && _options.AppendFsync == AppendFsync.Always;
+
     internal KvLog Log { get; }
 
     /// <summary>
@@ -98,10 +102,65 @@ public sealed class KvServer : IAsyncDisposable
         var server = new KvServer(options, runtime, listener, logger);
         runtime.UnhandledException += (_, e) => server.Log.CpuException(e.Exception, e.Cpu.Id);
         runtime.Warning += (_, e) => server.Log.RuntimeWarning(e.Message);
+        try
+        {
+            if (options.Directory != null) await server.OpenLogsAsync(options.Directory);
+        }
+        catch
+        {
+            listener.Dispose();
+            await runtime.DisposeAsync();
+            throw;
+        }
         foreach (Shard shard in server.Shards) await shard.Cpu.InvokeAsync(shard.Start);
         server._acceptLoop = Task.Run(server.AcceptLoopAsync);
         server.Log.Listening(RedisVersion, server.LocalEndPoint, runtime.CpuCount, options.MaxClients);
         return server;
+    }
+
+    /// <summary>The log file of shard <paramref name="id"/>.</summary>
+    internal static string LogPath(string directory, int id) => Path.Combine(directory, $"shard-{id}.aof");
+
+    /// <summary>
+    /// Replays each shard's append-only file into its shard (on the shard's CPU; a torn last record is cut off and
+    /// reported), then opens the files for appending with a Bio soft interrupt per CPU for the group commits.
+    /// </summary>
+    private async Task OpenLogsAsync(string directory)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        int shards = Shards.Length;
+        foreach (string file in System.IO.Directory.EnumerateFiles(directory, "shard-*.aof"))
+        {
+            string name = Path.GetFileNameWithoutExtension(file);
+            if (int.TryParse(name.AsSpan("shard-".Length), out int id) && id >= shards && new FileInfo(file).Length > 0)
+            {
+                throw new InvalidOperationException(
+                    $"{directory} holds {name}.aof, written by a server with more than {shards} CPUs: a key's shard depends on the number of CPUs, so start with the same --cpus as the run that wrote the files (or use another --dir).");
+            }
+        }
+
+        SoftInterrupt bio = _runtime.Establish(SoftLevel.Bio, static state =>
+        {
+            var server = (KvServer)state!;
+            return server.Shards[Cpu.Current!.Id].FlushLogAsync();
+        }, this);
+        foreach (Shard shard in Shards)
+        {
+            string path = LogPath(directory, shard.Id);
+            byte[] data = AppendOnlyFile.ReadForReplay(path, out int length, out long torn);
+            if (torn > 0) Log.TornRecord(shard.Id, torn, path);
+            long records = 0;
+            var position = new StrongBox<int>(0);
+            while (position.Value < length)
+            {
+                int chunk = await shard.Cpu.InvokeAsync(() => shard.Replay(data, length, ref position.Value));
+                if (chunk == 0) break;
+                records += chunk;
+            }
+            if (records > 0) Log.Replayed(shard.Id, records, path);
+            var aof = new AppendOnlyFile(path, _options.AppendFsync);
+            await shard.Cpu.InvokeAsync(() => shard.AttachLog(aof, bio));
+        }
     }
 
     private async Task AcceptLoopAsync()

@@ -100,6 +100,9 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
     /// <summary>Cross-shard calls as a Send and a reply Send instead of InvokeAsync (<see cref="KvServerOptions"/>' CrossShardCalls).</summary>
     private readonly bool _sendReply;
 
+    /// <summary>appendfsync always: replies wait for the fsync of their writes.</summary>
+    private readonly bool _durable;
+
     /// <summary>Shard parts sent and not yet replied (Send/reply mode; this CPU only).</summary>
     private int _outstanding;
 
@@ -136,7 +139,9 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
         _shards = server.Shards;
         _batches = new ShardBatch[_shards.Length];
         for (int i = 0; i < _shards.Length; i++) _batches[i] = new ShardBatch(_shards[i]) { Owner = this };
-        _sendReply = server.CrossShardCalls == CrossShardCalls.SendReply;
+        _durable = server.AlwaysFsync;
+        // With appendfsync always a reply waits for an fsync: the InvokeAsync path carries that wait.
+        _sendReply = server.CrossShardCalls == CrossShardCalls.SendReply && !_durable;
         _pending = new ValueTask<int>[_shards.Length];
         Start = StartCore;
     }
@@ -194,7 +199,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     {
                         for (int s = 0; s < _batches.Length; s++)
                         {
-                            if (s != _cpu.Id && _batches[s].Count > 0) await _pending[s];
+                            if (_batches[s].Count > 0) await _pending[s];
                         }
                     }
                     Assemble();
@@ -336,9 +341,9 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                 if (_outstanding++ == 0) _gather.Reset();
                 _shards[s].Cpu.Send(s_runAndReply, _batches[s]);
             }
-            else _pending[s] = _shards[s].Cpu.InvokeAsync(_batches[s].Run);
+            else _pending[s] = _durable ? _shards[s].Cpu.InvokeAsync(_batches[s].RunDurable) : _shards[s].Cpu.InvokeAsync(_batches[s].Run);
         }
-        if (own < _batches.Length && _batches[own].Count > 0) _shards[own].Execute(_batches[own]);
+        if (own < _batches.Length && _batches[own].Count > 0) _pending[own] = _batches[own].ExecuteDurable();
     }
 
     private void AddPart(int shard, int sub)

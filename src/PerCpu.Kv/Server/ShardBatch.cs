@@ -1,4 +1,5 @@
 using PerCpu.Kv.Protocol;
+using System.Threading.Tasks.Sources;
 using PerCpu.Kv.Store;
 
 namespace PerCpu.Kv.Server;
@@ -34,7 +35,7 @@ internal struct SubCommand
 /// shard runs it on its own CPU (an IPI through <see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/>, or a
 /// direct call when the shard is local), then the connection reads the replies. The IPI ring orders the hand-overs.
 /// </summary>
-internal sealed class ShardBatch
+internal sealed class ShardBatch : IValueTaskSource<int>
 {
     /// <summary>The target shard.</summary>
     public readonly Shard Shard;
@@ -60,11 +61,21 @@ internal sealed class ShardBatch
     /// <summary>The call sent to the shard's CPU; bound once so that sending it allocates nothing.</summary>
     public readonly Func<int> Run;
 
+    /// <summary>The call sent with appendfsync always: completes once the batch's writes are fsynced.</summary>
+    public readonly Func<ValueTask<int>> RunDurable;
+
+    /// <summary>The batch wrote records that must reach the disk before its replies go out (appendfsync always).</summary>
+    public bool NeedsSync;
+
+    /// <summary>Completes when the group commit covering this batch is done.</summary>
+    private ManualResetValueTaskSourceCore<int> _durable;
+
     /// <summary>Creates the batch for <paramref name="shard"/>.</summary>
     public ShardBatch(Shard shard)
     {
         Shard = shard;
         Run = Execute;
+        RunDurable = ExecuteDurable;
     }
 
     private int Execute()
@@ -72,6 +83,24 @@ internal sealed class ShardBatch
         Shard.Execute(this);
         return Count;
     }
+
+    /// <summary>Runs the batch on its shard (on the shard's CPU); the result completes once its writes are durable.</summary>
+    public ValueTask<int> ExecuteDurable()
+    {
+        _durable.Reset();
+        Shard.Execute(this);
+        return NeedsSync ? new ValueTask<int>(this, _durable.Version) : new ValueTask<int>(Count);
+    }
+
+    /// <summary>The group commit covering this batch is done (on the shard's CPU).</summary>
+    public void Durable() => _durable.SetResult(Count);
+
+    int IValueTaskSource<int>.GetResult(short token) => _durable.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _durable.GetStatus(token);
+
+    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _durable.OnCompleted(continuation, state, token, flags);
 
     /// <summary>Adds a piece; returns its index.</summary>
     public int Add(CommandId id, int arg, int argCount, long n1 = 0, long n2 = 0)
@@ -85,6 +114,7 @@ internal sealed class ShardBatch
     public void Reset()
     {
         Count = 0;
+        NeedsSync = false;
         Reply.Reset();
     }
 }

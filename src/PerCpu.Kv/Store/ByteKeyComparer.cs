@@ -33,15 +33,33 @@ internal sealed class ByteKeyComparer : IEqualityComparer<byte[]>, IAlternateEqu
     }
 
     /// <summary>
-    /// The shard of <paramref name="key"/> among <paramref name="shards"/>: a different function of the key than the
-    /// table hash (a salt first), so that the keys of one shard still spread over all of its buckets.
+    /// The shard of <paramref name="key"/> among <paramref name="shards"/>. Deterministic across processes (unlike the
+    /// table hash), because each shard's append-only file holds that shard's keys and is replayed into the same shard.
+    /// A different function of the key than the table hash, so that the keys of one shard still use all its buckets.
     /// </summary>
     public static int ShardOf(ReadOnlySpan<byte> key, int shards)
     {
         if (shards == 1) return 0;
-        var h = new HashCode();
-        h.Add(0x5bd1e995);
-        h.AddBytes(key);
-        return (int)((uint)h.ToHashCode() % (uint)shards);
+        return (int)(RouteHash(key) % (ulong)shards);
+    }
+
+    /// <summary>A fixed 64-bit hash (8 bytes per step, splitmix64's finaliser): stable for the files, cheap for short keys.</summary>
+    internal static ulong RouteHash(ReadOnlySpan<byte> key)
+    {
+        ulong h = 0x9E3779B97F4A7C15UL ^ (ulong)key.Length;
+        while (key.Length >= 8)
+        {
+            h = ulong.RotateLeft(h ^ (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(key) * 0xBF58476D1CE4E5B9UL), 31) * 0x94D049BB133111EBUL;
+            key = key.Slice(8);
+        }
+        ulong tail = 0;
+        for (int i = 0; i < key.Length; i++) tail |= (ulong)key[i] << (8 * i);
+        h ^= tail * 0xBF58476D1CE4E5B9UL;
+        h ^= h >> 30;
+        h *= 0xBF58476D1CE4E5B9UL;
+        h ^= h >> 27;
+        h *= 0x94D049BB133111EBUL;
+        h ^= h >> 31;
+        return h;
     }
 }

@@ -103,6 +103,7 @@ internal sealed partial class Shard
         e = SetString(key, e, Arg(ref s, 2));
         if (unit != 0) SetExpire(e, at);
         else if (!keepTtl) SetExpire(e, 0);
+        LogString(e);
         // An absolute time already past (EXAT/PXAT): set, then expired at once, as Redis does.
         if (at != 0 && at <= now) Remove(e);
         if (!get) r.Ok();
@@ -119,7 +120,9 @@ internal sealed partial class Shard
         }
         if (e != null) r.Bulk((byte[])e.Value);
         else r.Null();
-        SetExpire(SetString(key, e, Arg(ref s, 2)), 0);
+        e = SetString(key, e, Arg(ref s, 2));
+        SetExpire(e, 0);
+        LogString(e);
     }
 
     private void GetDel(ref SubCommand s, ReplyBuffer r, long now)
@@ -131,6 +134,7 @@ internal sealed partial class Shard
         {
             r.Bulk(v);
             Remove(e);
+            LogDel(e.Key);
         }
         else r.Error(WrongType);
     }
@@ -143,7 +147,7 @@ internal sealed partial class Shard
             r.Integer(0);
             return;
         }
-        SetString(key, null, Arg(ref s, 2));
+        LogString(SetString(key, null, Arg(ref s, 2)));
         r.Integer(1);
     }
 
@@ -160,7 +164,9 @@ internal sealed partial class Shard
             return;
         }
         ReadOnlySpan<byte> key = Arg(ref s, 1);
-        SetExpire(SetString(key, Find(key, now), Arg(ref s, 3)), now + v * unitMs);
+        KvEntry e = SetString(key, Find(key, now), Arg(ref s, 3));
+        SetExpire(e, now + v * unitMs);
+        LogString(e);
         r.Ok();
     }
 
@@ -171,6 +177,7 @@ internal sealed partial class Shard
         KvEntry? e = Find(key, now);
         if (e == null)
         {
+            LogArgs(ref s);
             r.Integer(Insert(key, add.ToArray()) is { Value: byte[] v } ? v.Length : 0);
             return;
         }
@@ -188,6 +195,7 @@ internal sealed partial class Shard
         old.CopyTo(joined, 0);
         add.CopyTo(joined.AsSpan(old.Length));
         e.Value = joined;
+        LogArgs(ref s);
         r.Integer(joined.Length);
     }
 
@@ -245,7 +253,7 @@ internal sealed partial class Shard
         Span<byte> digits = stackalloc byte[20];
         value.TryFormat(digits, out int n);
         // Keeps the key's expiry, as Redis's INCR does.
-        SetString(key, e, digits.Slice(0, n));
+        LogString(SetString(key, e, digits.Slice(0, n)));
         r.Integer(value);
     }
 
@@ -306,8 +314,16 @@ internal sealed partial class Shard
             r.Integer(0);
             return;
         }
-        if (when <= now) Remove(e);
-        else SetExpire(e, when);
+        if (when <= now)
+        {
+            Remove(e);
+            LogDel(e.Key);
+        }
+        else
+        {
+            SetExpire(e, when);
+            LogExpire(e);
+        }
         r.Integer(1);
     }
 
@@ -332,6 +348,7 @@ internal sealed partial class Shard
             return;
         }
         SetExpire(e, 0);
+        LogExpire(e);
         r.Integer(1);
     }
 
@@ -365,6 +382,7 @@ internal sealed partial class Shard
             if (head) list.PushHead(item);
             else list.PushTail(item);
         }
+        LogArgs(ref s);
         r.Integer(list.Count);
     }
 
@@ -402,6 +420,7 @@ internal sealed partial class Shard
             for (long i = 0; i < n; i++) r.Bulk(head ? list.PopHead() : list.PopTail());
         }
         if (list.Count == 0) Remove(e);
+        LogArgs(ref s);
     }
 
     private void LRange(ref SubCommand s, ReplyBuffer r, long now)

@@ -32,6 +32,15 @@ internal sealed partial class Shard
     private readonly Random _random = new(17);
     private CpuTimer? _expiryTimer;
 
+    /// <summary>The shard's log, or null (memory only).</summary>
+    private AppendOnlyFile? _aof;
+
+    /// <summary>The Bio soft interrupt that runs the log's group commits on this CPU.</summary>
+    private SoftInterrupt? _bio;
+
+    /// <summary>True while the log is replayed (its records are not logged again).</summary>
+    private bool _replaying;
+
     /// <summary>The current batch's input, while <see cref="Execute"/> runs.</summary>
     private byte[] _input = [];
     private ArgList _args = null!;
@@ -76,8 +85,60 @@ internal sealed partial class Shard
         _expiryTimer.Start(ExpiryPeriod);
     }
 
-    /// <summary>Stops the timer. On <see cref="Cpu"/>.</summary>
-    public void Stop() => _expiryTimer?.Dispose();
+    /// <summary>Stops the timer and closes the log (what is pending is written and fsynced). On <see cref="Cpu"/>.</summary>
+    public void Stop()
+    {
+        _expiryTimer?.Dispose();
+        _aof?.Dispose();
+        _aof = null;
+    }
+
+    /// <summary>From now on, writes go to <paramref name="aof"/>, committed by <paramref name="bio"/>. On <see cref="Cpu"/>.</summary>
+    public void AttachLog(AppendOnlyFile aof, SoftInterrupt bio)
+    {
+        _aof = aof;
+        _bio = bio;
+    }
+
+    /// <summary>The Bio soft interrupt's work on this CPU: a group commit of the log.</summary>
+    public ValueTask FlushLogAsync() => _aof?.FlushAsync() ?? ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Replays up to <paramref name="maxRecords"/> of a log's records (<paramref name="data"/> from
+    /// <paramref name="pos"/> up to <paramref name="length"/>) into this shard, before it serves; a chunk per call so
+    /// that a long log does not hold the CPU in one IPI function. On <see cref="Cpu"/>. Returns the records replayed.
+    /// </summary>
+    public int Replay(byte[] data, int length, ref int pos, int maxRecords = 4096)
+    {
+        var args = new ArgList();
+        var batch = new ShardBatch(this) { Input = data, Args = args };
+        int records = 0;
+        _replaying = true;
+        try
+        {
+            while (pos < length && records < maxRecords)
+            {
+                int first = args.Count;
+                ParseStatus status = RespParser.Parse(data.AsSpan(0, length), ref pos, args, out _, out _);
+                if (status == ParseStatus.Empty) continue;
+                if (status != ParseStatus.Complete) break;
+                int count = args.Count - first;
+                CommandInfo info = CommandTable.Find(args.Get(data, first))
+                    ?? throw new InvalidDataException($"A record in the log of shard {Id} is not a known command: '{System.Text.Encoding.UTF8.GetString(args.Get(data, first))}'.");
+                // Multi-key commands are logged one key per record; their pieces take the key, not the name.
+                if (info.Route is Route.Keys or Route.Pairs) batch.Add(info.Id, first + 1, count - 1);
+                else batch.Add(info.Id, first, count);
+                records++;
+            }
+            if (batch.Count > 0) Execute(batch);
+        }
+        finally
+        {
+            _replaying = false;
+            batch.Reply.Release();
+        }
+        return records;
+    }
 
     /// <summary>Unix time in milliseconds.</summary>
     public long Now() => _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -106,6 +167,8 @@ internal sealed partial class Shard
             }
             if (expired * 4 <= sampled || Stopwatch.GetTimestamp() - start > MaxCycleTicks) break;
         }
+        // everysec: data written but not fsynced for a second gets its fsync even when no write comes to trigger it.
+        if (_aof != null && _aof.FsyncDue) _bio!.Schedule();
         _expiryTimer?.Start(ExpiryPeriod);
     }
 
@@ -179,6 +242,48 @@ internal sealed partial class Shard
         _volatileCount = 0;
     }
 
+    // ---- the log: each write as a record that rebuilds the same state (absolute expiries) ----
+
+    private bool Logging => _aof != null && !_replaying;
+
+    /// <summary>A string key's whole state: SET key value [PXAT at].</summary>
+    private void LogString(KvEntry e)
+    {
+        if (!Logging) return;
+        if (e.ExpireAt == 0)
+        {
+            _aof!.Append(3, "SET"u8, e.Key, (byte[])e.Value);
+            return;
+        }
+        Span<byte> at = stackalloc byte[20];
+        e.ExpireAt.TryFormat(at, out int n);
+        _aof!.Append(5, "SET"u8, e.Key, (byte[])e.Value, "PXAT"u8, at.Slice(0, n));
+    }
+
+    private void LogDel(ReadOnlySpan<byte> key)
+    {
+        if (Logging) _aof!.Append(2, "DEL"u8, key);
+    }
+
+    private void LogExpire(KvEntry e)
+    {
+        if (!Logging) return;
+        if (e.ExpireAt == 0)
+        {
+            _aof!.Append(2, "PERSIST"u8, e.Key);
+            return;
+        }
+        Span<byte> at = stackalloc byte[20];
+        e.ExpireAt.TryFormat(at, out int n);
+        _aof!.Append(3, "PEXPIREAT"u8, e.Key, at.Slice(0, n));
+    }
+
+    /// <summary>A command whose effect is the same on replay (APPEND, LPUSH, LPOP …): its arguments as received.</summary>
+    private void LogArgs(ref SubCommand s)
+    {
+        if (Logging) _aof!.AppendArgs(_args, _input, s.Arg, s.ArgCount);
+    }
+
     // ---- execution ----
 
     /// <summary>Runs every piece of <paramref name="batch"/> in order, writing each reply into the batch. On <see cref="Cpu"/>.</summary>
@@ -190,6 +295,7 @@ internal sealed partial class Shard
         ReplyBuffer r = batch.Reply;
         long now = Now();
         SubCommand[] subs = batch.Subs;
+        long records = _aof?.Records ?? 0;
         for (int i = 0; i < batch.Count; i++)
         {
             ref SubCommand s = ref subs[i];
@@ -208,6 +314,16 @@ internal sealed partial class Shard
             s.ReplyLength = r.Length - start;
         }
         Commands += batch.Count;
+        if (_aof != null && _aof.Records != records)
+        {
+            // appendfsync always: the replies wait for the group commit that covers these records.
+            if (_aof.Always)
+            {
+                batch.NeedsSync = true;
+                _aof.Wait(batch);
+            }
+            _bio!.Schedule();
+        }
         _input = [];
         _args = null!;
     }
@@ -250,7 +366,11 @@ internal sealed partial class Shard
             case CommandId.Unlink:
             {
                 KvEntry? e = Find(Arg(ref s, 0), now);
-                if (e != null) Remove(e);
+                if (e != null)
+                {
+                    Remove(e);
+                    LogDel(e.Key);
+                }
                 s.N1 = e != null ? 1 : 0;
                 break;
             }
@@ -260,12 +380,17 @@ internal sealed partial class Shard
             case CommandId.MSet:
             {
                 ReadOnlySpan<byte> key = Arg(ref s, 0);
-                SetExpire(SetString(key, Find(key, now), Arg(ref s, 1)), 0);
+                KvEntry e = SetString(key, Find(key, now), Arg(ref s, 1));
+                SetExpire(e, 0);
+                LogString(e);
                 break;
             }
             case CommandId.DbSize: s.N1 = _dict.Count; break;
             case CommandId.FlushDb:
-            case CommandId.FlushAll: Clear(); break;
+            case CommandId.FlushAll:
+                Clear();
+                _aof?.Append(1, "FLUSHALL"u8);
+                break;
             case CommandId.Keys: Keys(ref s, r, now); break;
             case CommandId.Scan: Scan(ref s, r, now); break;
             case CommandId.Info: Info(ref s, r); break;

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using PerCpu.Kv.Protocol;
+using PerCpu.Kv.Server;
+
+namespace PerCpu.Kv.Store;
+
+/// <summary>
+/// A shard's append-only file: its write commands as RESP records (the format of Redis's AOF), with relative expiries
+/// turned into absolute ones so that a replay rebuilds the same state. Owned by the shard's CPU.
+/// <para>
+/// Group commit: a batch's records go into <see cref="_pending"/>; the shard schedules its CPU's Bio soft interrupt,
+/// whose (asynchronous) run swaps the buffers, writes and — per <see cref="AppendFsync"/> — fsyncs on a pool thread
+/// while the CPU goes on, then releases the batches that waited for that fsync. Records appended meanwhile wait for the
+/// next run: one fsync covers every write of a group.
+/// </para>
+/// </summary>
+internal sealed class AppendOnlyFile : IDisposable
+{
+    private readonly FileStream _file;
+    private readonly AppendFsync _fsync;
+    private ReplyBuffer _pending = new();
+    private ReplyBuffer _writing = new();
+    private List<ShardBatch> _waiting = [];
+    private List<ShardBatch> _releasing = [];
+    private long _lastFsync = Stopwatch.GetTimestamp();
+    private bool _unsynced;
+    private Task _inFlight = Task.CompletedTask;
+
+    /// <summary>Opens (creating) <paramref name="path"/> for appending.</summary>
+    public AppendOnlyFile(string path, AppendFsync fsync)
+    {
+        Path = path;
+        _fsync = fsync;
+        _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+    }
+
+    /// <summary>The file.</summary>
+    public string Path { get; }
+
+    /// <summary>Records wait to be written.</summary>
+    public bool HasPending => _pending.Length > 0;
+
+    /// <summary>Everysec: written data has not been fsynced for a second (the shard's timer then schedules a run).</summary>
+    public bool FsyncDue => _fsync == AppendFsync.EverySec && _unsynced && Stopwatch.GetElapsedTime(_lastFsync) >= TimeSpan.FromSeconds(1);
+
+    /// <summary>Whether writes are acknowledged only after their fsync.</summary>
+    public bool Always => _fsync == AppendFsync.Always;
+
+    /// <summary>Records appended since the file was opened (a batch compares it to know whether it wrote).</summary>
+    public long Records { get; private set; }
+
+    /// <summary>Appends a record of the first <paramref name="count"/> of <paramref name="a0"/> … <paramref name="a4"/>.</summary>
+    public void Append(int count, ReadOnlySpan<byte> a0, ReadOnlySpan<byte> a1 = default, ReadOnlySpan<byte> a2 = default, ReadOnlySpan<byte> a3 = default, ReadOnlySpan<byte> a4 = default)
+    {
+        _pending.ArrayHeader(count);
+        _pending.Bulk(a0);
+        if (count > 1) _pending.Bulk(a1);
+        if (count > 2) _pending.Bulk(a2);
+        if (count > 3) _pending.Bulk(a3);
+        if (count > 4) _pending.Bulk(a4);
+        Records++;
+    }
+
+    /// <summary>Appends a record of a command's arguments as received.</summary>
+    public void AppendArgs(ArgList args, byte[] input, int first, int count)
+    {
+        _pending.ArrayHeader(count);
+        for (int i = 0; i < count; i++) _pending.Bulk(args.Get(input, first + i));
+        Records++;
+    }
+
+    /// <summary>Holds <paramref name="batch"/>'s replies until the next fsync.</summary>
+    public void Wait(ShardBatch batch) => _waiting.Add(batch);
+
+    /// <summary>
+    /// The Bio soft interrupt's work: write what is pending (and fsync it when the policy asks), release the batches
+    /// that waited, and go round again while more was appended meanwhile.
+    /// </summary>
+    public async ValueTask FlushAsync()
+    {
+        while (_pending.Length > 0 || FsyncDue)
+        {
+            (_pending, _writing) = (_writing, _pending);
+            (_waiting, _releasing) = (_releasing, _waiting);
+            bool sync = _fsync == AppendFsync.Always || (_fsync == AppendFsync.EverySec && Stopwatch.GetElapsedTime(_lastFsync) >= TimeSpan.FromSeconds(1));
+            // Off the CPU: a write and an fsync block for as long as the disk takes; the CPU serves other work meanwhile.
+            _inFlight = Task.Run(() => WriteAndSync(sync));
+            await _inFlight;
+            if (sync)
+            {
+                _lastFsync = Stopwatch.GetTimestamp();
+                _unsynced = false;
+            }
+            else if (_writing.Length > 0) _unsynced = true;
+            _writing.Reset();
+            foreach (ShardBatch b in _releasing) b.Durable();
+            _releasing.Clear();
+        }
+    }
+
+    private void WriteAndSync(bool sync)
+    {
+        if (_writing.Length > 0) _file.Write(_writing.Buffer, 0, _writing.Length);
+        if (sync) _file.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Writes and fsyncs what is left (shutdown).</summary>
+    public void Dispose()
+    {
+        // A group commit may be writing on a pool thread: the file takes one writer at a time.
+        _inFlight.Wait();
+        _unsynced = false;
+        if (_pending.Length > 0) _file.Write(_pending.Buffer, 0, _pending.Length);
+        _pending.Reset();
+        _file.Flush(flushToDisk: true);
+        _file.Dispose();
+        foreach (ShardBatch b in _waiting) b.Durable();
+        _waiting.Clear();
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/>'s records for replay. A torn last record (a crash in the middle of a write) is cut
+    /// off the file; <paramref name="tornBytes"/> says how much was dropped. A record that is not a command (damage
+    /// other than at the end) stops the start with an error that says where.
+    /// </summary>
+    public static byte[] ReadForReplay(string path, out int length, out long tornBytes)
+    {
+        byte[] data = File.Exists(path) ? File.ReadAllBytes(path) : [];
+        var args = new ArgList();
+        int pos = 0;
+        while (pos < data.Length)
+        {
+            int before = pos;
+            args.Count = 0;
+            ParseStatus status = RespParser.Parse(data, ref pos, args, out string? error, out _);
+            if (status == ParseStatus.Incomplete)
+            {
+                pos = before;
+                break;
+            }
+            if (status == ParseStatus.Error)
+                throw new InvalidDataException($"{path} is damaged at byte {before} ({error}): move the file away or truncate it to {before} bytes to start with what precedes.");
+        }
+        length = pos;
+        tornBytes = data.Length - pos;
+        if (tornBytes > 0)
+        {
+            using var f = new FileStream(path, FileMode.Open, FileAccess.Write);
+            f.SetLength(pos);
+            f.Flush(flushToDisk: true);
+        }
+        return data;
+    }
+}

@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace PerCpu.Kv.Tests;
+
+/// <summary>The append-only files: replay after a clean stop, a torn last record, and kill -9 with appendfsync always.</summary>
+public sealed partial class DurabilityTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("percpu-kv-test-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a killed server's files may still be open for a moment; the temp directory is cleaned up anyway
+        }
+    }
+
+    [Theory]
+    [InlineData(AppendFsync.Always)]
+    [InlineData(AppendFsync.EverySec)]
+    [InlineData(AppendFsync.No)]
+    public async Task Restart_ReplaysEveryShardsLog(AppendFsync fsync)
+    {
+        await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.AppendFsync = fsync; }))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            for (int i = 0; i < 100; i++) Assert.Equal("+OK\r\n", c.Call("SET", "k" + i, "v" + i));
+            Assert.Equal(":2\r\n", c.Call("DEL", "k0", "k1"));
+            Assert.Equal(":11\r\n", c.Call("INCRBY", "n", "11"));
+            Assert.Equal(":5\r\n", c.Call("APPEND", "k2", "xyz"));
+            Assert.Equal(":3\r\n", c.Call("RPUSH", "l", "a", "b", "c"));
+            Assert.Equal("$1\r\na\r\n", c.Call("LPOP", "l"));
+            Assert.Equal("+OK\r\n", c.Call("SET", "ttl", "v", "EX", "1000"));
+            Assert.Equal(":1\r\n", c.Call("EXPIRE", "k3", "2000"));
+            Assert.Equal(":1\r\n", c.Call("PERSIST", "k3"));
+            Assert.Equal("+OK\r\n", c.Call("SET", "expired", "v", "PXAT", "1"));
+            Assert.Equal("+OK\r\n", c.Call("MSET", "m1", "1", "m2", "2"));
+        }
+        Assert.Equal(2, Directory.GetFiles(_dir, "shard-*.aof").Length);
+
+        await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.AppendFsync = fsync; }))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            Assert.Equal("$-1\r\n", c.Call("GET", "k0"));
+            Assert.Equal("$5\r\nv2xyz\r\n", c.Call("GET", "k2"));
+            Assert.Equal("$2\r\nv3\r\n", c.Call("GET", "k3"));
+            Assert.Equal(":-1\r\n", c.Call("TTL", "k3"));
+            Assert.Equal("$3\r\nv99\r\n", c.Call("GET", "k99"));
+            Assert.Equal("$2\r\n11\r\n", c.Call("GET", "n"));
+            Assert.Equal("*2\r\n$1\r\nb\r\n$1\r\nc\r\n", c.Call("LRANGE", "l", "0", "-1"));
+            long ttl = long.Parse(c.Call("TTL", "ttl").AsSpan(1).TrimEnd("\r\n"));
+            Assert.InRange(ttl, 1, 1000);
+            Assert.Equal("$-1\r\n", c.Call("GET", "expired"));
+            Assert.Equal("*2\r\n$1\r\n1\r\n$1\r\n2\r\n", c.Call("MGET", "m1", "m2"));
+            Assert.Equal(":103\r\n", c.Call("DBSIZE")); // k2..k99 (98), n, l, ttl, m1, m2
+        }
+    }
+
+    [Fact]
+    public async Task TornLastRecord_IsDroppedAndCutOff()
+    {
+        // Shard 0's log: one whole record, then a record cut in the middle of its value (a crash during the write).
+        string key = ShardKey(0);
+        string whole = $"*3\r\n$3\r\nSET\r\n${key.Length}\r\n{key}\r\n$5\r\nwhole\r\n";
+        string torn = $"*3\r\n$3\r\nSET\r\n$4\r\ntorn\r\n$10\r\nonly";
+        string path = Path.Combine(_dir, "shard-0.aof");
+        File.WriteAllText(path, whole + torn);
+
+        await using KvServer server = await ServerFixture.StartAsync(o => o.Directory = _dir);
+        using var c = new RespClient(server.LocalEndPoint);
+        Assert.Equal("$5\r\nwhole\r\n", c.Call("GET", key));
+        Assert.Equal("$-1\r\n", c.Call("GET", "torn"));
+        Assert.Equal(Encoding.UTF8.GetByteCount(whole), new FileInfo(path).Length);
+    }
+
+    [Fact]
+    public async Task FilesOfMoreCpus_RefusedWithWhatToDo()
+    {
+        File.WriteAllText(Path.Combine(_dir, "shard-3.aof"), "*1\r\n$8\r\nFLUSHALL\r\n");
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => ServerFixture.StartAsync(o => o.Directory = _dir));
+        Assert.Contains("--cpus", e.Message);
+    }
+
+    private static string ShardKey(int shard)
+    {
+        for (int i = 0; ; i++)
+        {
+            string k = "sk" + i;
+            if (Store.ByteKeyComparer.ShardOf(Encoding.UTF8.GetBytes(k), 2) == shard) return k;
+        }
+    }
+
+    [GeneratedRegex(@"listening on ([0-9.]+):(\d+)")]
+    private static partial Regex ListeningLine();
+
+    /// <summary>Starts percpu-kv as its own process and returns it with its port (read from its log).</summary>
+    private Process StartProcess(out int port)
+    {
+        string dll = typeof(KvServer).Assembly.Location;
+        string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        var psi = new ProcessStartInfo(dotnet)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in new[] { dll, "--port", "0", "--cpus", "2", "--no-pin", "--dir", _dir, "--appendfsync", "always" }) psi.ArgumentList.Add(a);
+        Process process = Process.Start(psi)!;
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data != null) output.WriteLine("server stderr: " + e.Data);
+        };
+        process.BeginErrorReadLine();
+        while (true)
+        {
+            string? line = process.StandardOutput.ReadLine() ?? throw new Xunit.Sdk.XunitException("percpu-kv exited before it listened");
+            output.WriteLine("server: " + line);
+            Match m = ListeningLine().Match(line);
+            if (m.Success)
+            {
+                port = int.Parse(m.Groups[2].Value);
+                // Keep draining its log so that it never blocks on a full pipe.
+                _ = Task.Run(() =>
+                {
+                    while (process.StandardOutput.ReadLine() is { } more) output.WriteLine("server: " + more);
+                });
+                return process;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task KillDashNine_WithAppendfsyncAlways_KeepsEveryAcknowledgedWrite()
+    {
+        Process server = StartProcess(out int port);
+        var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+        const int writers = 4;
+        var acknowledged = new List<string>[writers];
+        long acks = 0;
+        using var stop = new CancellationTokenSource();
+        var tasks = new Task[writers];
+        for (int w = 0; w < writers; w++)
+        {
+            int id = w;
+            acknowledged[id] = [];
+            tasks[w] = Task.Run(() =>
+            {
+                try
+                {
+                    using var c = new RespClient(endPoint);
+                    for (int i = 0; !stop.IsCancellationRequested; i++)
+                    {
+                        string key = $"crash:{id}:{i}";
+                        if (c.Call("SET", key, "value-" + i) != "+OK\r\n") throw new InvalidDataException("SET was not acknowledged with +OK");
+                        acknowledged[id].Add(key); // acknowledged: the server said OK, so it must survive the crash
+                        Interlocked.Increment(ref acks);
+                    }
+                }
+                catch (Exception e) when (e is System.Net.Sockets.SocketException or EndOfStreamException or IOException)
+                {
+                    // the server was killed under this client
+                }
+            });
+        }
+        // Kill while the writers are writing: once every writer has had some writes acknowledged.
+        await Progress.UntilAsync(() => acknowledged.All(a => Volatile.Read(ref a) is { } l && l.Count >= 100) ? 1 : Interlocked.Read(ref acks) - long.MaxValue, 1, "each writer to get 100 writes acknowledged");
+        server.Kill(entireProcessTree: true); // SIGKILL: no shutdown, no flush
+        await server.WaitForExitAsync();
+        stop.Cancel();
+        await Task.WhenAll(tasks);
+        long total = acknowledged.Sum(a => a.Count);
+        output.WriteLine($"{total} writes acknowledged before the kill");
+
+        Process again = StartProcess(out int port2);
+        try
+        {
+            using var c = new RespClient(new IPEndPoint(IPAddress.Loopback, port2));
+            for (int w = 0; w < writers; w++)
+            {
+                foreach (string key in acknowledged[w])
+                {
+                    string i = key[(key.LastIndexOf(':') + 1)..];
+                    Assert.Equal($"${("value-" + i).Length}\r\nvalue-{i}\r\n", c.Call("GET", key));
+                }
+            }
+        }
+        finally
+        {
+            again.Kill(entireProcessTree: true);
+            await again.WaitForExitAsync();
+        }
+    }
+}
