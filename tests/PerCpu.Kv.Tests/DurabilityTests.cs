@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text;
-using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
 namespace PerCpu.Kv.Tests;
 
 /// <summary>The append-only files: replay after a clean stop, a torn last record, and kill -9 with appendfsync always.</summary>
-public sealed partial class DurabilityTests(ITestOutputHelper output) : IDisposable
+public sealed class DurabilityTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("percpu-kv-test-").FullName;
 
@@ -98,44 +97,8 @@ public sealed partial class DurabilityTests(ITestOutputHelper output) : IDisposa
         }
     }
 
-    [GeneratedRegex(@"listening on ([0-9.]+):(\d+)")]
-    private static partial Regex ListeningLine();
-
-    /// <summary>Starts percpu-kv as its own process and returns it with its port (read from its log).</summary>
     private Process StartProcess(out int port)
-    {
-        string dll = typeof(KvServer).Assembly.Location;
-        string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        var psi = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in new[] { dll, "--port", "0", "--cpus", "2", "--no-pin", "--dir", _dir, "--appendfsync", "always" }) psi.ArgumentList.Add(a);
-        Process process = Process.Start(psi)!;
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data != null) output.WriteLine("server stderr: " + e.Data);
-        };
-        process.BeginErrorReadLine();
-        while (true)
-        {
-            string? line = process.StandardOutput.ReadLine() ?? throw new Xunit.Sdk.XunitException("percpu-kv exited before it listened");
-            output.WriteLine("server: " + line);
-            Match m = ListeningLine().Match(line);
-            if (m.Success)
-            {
-                port = int.Parse(m.Groups[2].Value);
-                // Keep draining its log so that it never blocks on a full pipe.
-                _ = Task.Run(() =>
-                {
-                    while (process.StandardOutput.ReadLine() is { } more) output.WriteLine("server: " + more);
-                });
-                return process;
-            }
-        }
-    }
+        => KvProcess.Start(output, out port, "--dir", _dir, "--appendfsync", "always");
 
     [Fact]
     public async Task KillDashNine_WithAppendfsyncAlways_KeepsEveryAcknowledgedWrite()
