@@ -158,7 +158,7 @@ public sealed class KvServer : IAsyncDisposable
                 records += chunk;
             }
             if (records > 0) Log.Replayed(shard.Id, records, path);
-            var aof = new AppendOnlyFile(path, _options.AppendFsync);
+            var aof = new AppendOnlyFile(path, _options.AppendFsync, shard.WriteSnapshot, _options.AofRewriteMinSize);
             await shard.Cpu.InvokeAsync(() => shard.AttachLog(aof, bio));
         }
     }
@@ -297,6 +297,8 @@ public sealed class KvServer : IAsyncDisposable
             sb.Append("# Persistence\r\n")
               .Append("loading:0\r\n")
               .Append("aof_enabled:").Append(_options.Directory != null ? '1' : '0').Append("\r\n")
+              .Append("aof_current_size:").Append(Shards.Sum(s => s.LogState.Size).ToString(inv)).Append("\r\n")
+              .Append("aof_rewrites:").Append(Shards.Sum(s => s.LogState.Rewrites).ToString(inv)).Append("\r\n")
               .Append("\r\n");
         }
         if (Want("stats"))

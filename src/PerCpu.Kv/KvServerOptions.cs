@@ -47,6 +47,12 @@ public sealed class KvServerOptions
     /// <summary>When writes are acknowledged relative to the log's fsync. Defaults to <see cref="Kv.AppendFsync.EverySec"/>.</summary>
     public AppendFsync AppendFsync { get; set; } = AppendFsync.EverySec;
 
+    /// <summary>
+    /// A shard's append-only file is rewritten as a snapshot of the shard once it is at least this big and twice its
+    /// size after the last rewrite (Redis's auto-aof-rewrite-min-size and -percentage 100). Defaults to 64 MB.
+    /// </summary>
+    public long AofRewriteMinSize { get; set; } = 64L * 1024 * 1024;
+
     /// <summary>The most clients connected at once; one more is told "-ERR max number of clients reached" and closed. Defaults to 10000.</summary>
     public int MaxClients { get; set; } = 10000;
 

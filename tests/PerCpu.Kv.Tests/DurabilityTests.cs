@@ -64,6 +64,44 @@ public sealed class DurabilityTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task LogRewrite_KeepsTheFileSmall_AndTheStateWhole()
+    {
+        const int rounds = 200, keys = 10;
+        long logged = 0;
+        await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.AofRewriteMinSize = 8 * 1024; }))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            for (int r = 0; r < rounds; r++)
+            {
+                for (int k = 0; k < keys; k++)
+                {
+                    string v = $"value-{r}-{new string('x', 20)}";
+                    Assert.Equal("+OK\r\n", c.Call("SET", "rw" + k, v));
+                    logged += RespClient.Encode("SET", "rw" + k, v).Length;
+                }
+                Assert.Equal($":{r + 1}\r\n", c.Call("RPUSH", "rwlist", "item" + r));
+            }
+            Assert.Contains("aof_rewrites:", c.Call("INFO", "persistence"));
+            Assert.DoesNotContain("aof_rewrites:0\r\n", c.Call("INFO", "persistence"));
+        }
+        long size = Directory.GetFiles(_dir, "shard-*.aof").Sum(f => new FileInfo(f).Length);
+        output.WriteLine($"{logged} bytes of SET records written; the two files hold {size} bytes");
+        Assert.True(size < logged / 2, $"the logs hold {size} bytes of {logged} written: not rewritten");
+
+        await using (KvServer server = await ServerFixture.StartAsync(o => o.Directory = _dir))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            for (int k = 0; k < keys; k++)
+            {
+                string v = $"value-{rounds - 1}-{new string('x', 20)}";
+                Assert.Equal($"${v.Length}\r\n{v}\r\n", c.Call("GET", "rw" + k));
+            }
+            Assert.Equal($":{rounds}\r\n", c.Call("LLEN", "rwlist"));
+            Assert.Equal("*1\r\n$6\r\nitem42\r\n", c.Call("LRANGE", "rwlist", "42", "42"));
+        }
+    }
+
+    [Fact]
     public async Task TornLastRecord_IsDroppedAndCutOff()
     {
         // Shard 0's log: one whole record, then a record cut in the middle of its value (a crash during the write).

@@ -16,7 +16,7 @@ namespace PerCpu.Kv.Store;
 /// </summary>
 internal sealed class AppendOnlyFile : IDisposable
 {
-    private readonly FileStream _file;
+    private FileStream _file;
     private readonly AppendFsync _fsync;
     private ReplyBuffer _pending = new();
     private ReplyBuffer _writing = new();
@@ -26,13 +26,40 @@ internal sealed class AppendOnlyFile : IDisposable
     private bool _unsynced;
     private Task _inFlight = Task.CompletedTask;
 
+    /// <summary>Bytes in the file now (owner CPU; updated after each write).</summary>
+    private long _size;
+
+    /// <summary>The size right after the last rewrite (or at open): the file is rewritten when it doubles past it.</summary>
+    private long _baseSize;
+
+    /// <summary>Writes the shard's whole state as records (a snapshot); set by the shard.</summary>
+    private readonly Action<ReplyBuffer> _snapshot;
+
+    /// <summary>No rewrite below this size (Redis's auto-aof-rewrite-min-size).</summary>
+    private readonly long _rewriteMinSize;
+
     /// <summary>Opens (creating) <paramref name="path"/> for appending.</summary>
-    public AppendOnlyFile(string path, AppendFsync fsync)
+    /// <param name="path">The file.</param>
+    /// <param name="fsync">When writes are acknowledged.</param>
+    /// <param name="snapshot">Writes the shard's state as records, for a rewrite (called on the shard's CPU).</param>
+    /// <param name="rewriteMinSize">No rewrite below this size; above it, a rewrite when the file has doubled since the last.</param>
+    public AppendOnlyFile(string path, AppendFsync fsync, Action<ReplyBuffer> snapshot, long rewriteMinSize)
     {
         Path = path;
         _fsync = fsync;
-        _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        _snapshot = snapshot;
+        _rewriteMinSize = rewriteMinSize;
+        _file = Open(path);
+        _size = _baseSize = _file.Length;
     }
+
+    private static FileStream Open(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+
+    /// <summary>Rewrites done (for INFO and tests).</summary>
+    public long Rewrites { get; private set; }
+
+    /// <summary>Bytes in the file.</summary>
+    public long Size => _size;
 
     /// <summary>The file.</summary>
     public string Path { get; }
@@ -92,10 +119,49 @@ internal sealed class AppendOnlyFile : IDisposable
                 _unsynced = false;
             }
             else if (_writing.Length > 0) _unsynced = true;
+            _size += _writing.Length;
             _writing.Reset();
             foreach (ShardBatch b in _releasing) b.Durable();
             _releasing.Clear();
+            if (_size >= _rewriteMinSize && _size >= 2 * _baseSize) await RewriteAsync();
         }
+    }
+
+    /// <summary>
+    /// Replaces the file with a snapshot of the shard (Redis's AOF rewrite), so that it does not grow without bound.
+    /// The snapshot is taken on the CPU between two commits: the records still pending are already in it, so they
+    /// are dropped (their waiters are released once the new file is durable). Written to a temporary file, fsynced and
+    /// renamed over the old one, off the CPU.
+    /// </summary>
+    private async ValueTask RewriteAsync()
+    {
+        var snapshot = new ReplyBuffer();
+        _snapshot(snapshot);
+        _pending.Reset();
+        (_waiting, _releasing) = (_releasing, _waiting);
+        _inFlight = Task.Run(() => Replace(snapshot));
+        await _inFlight;
+        _size = _baseSize = snapshot.Length;
+        _lastFsync = Stopwatch.GetTimestamp();
+        _unsynced = false;
+        snapshot.Release();
+        Rewrites++;
+        foreach (ShardBatch b in _releasing) b.Durable();
+        _releasing.Clear();
+    }
+
+    private void Replace(ReplyBuffer snapshot)
+    {
+        string temp = Path + ".rewrite";
+        using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+        {
+            f.Write(snapshot.Buffer, 0, snapshot.Length);
+            f.Flush(flushToDisk: true);
+        }
+        _file.Dispose();
+        // rename(2) replaces atomically: a crash leaves either the old file or the new one, never a mix.
+        File.Move(temp, Path, overwrite: true);
+        _file = Open(Path);
     }
 
     private void WriteAndSync(bool sync)

@@ -100,6 +100,54 @@ internal sealed partial class Shard
         _bio = bio;
     }
 
+    /// <summary>
+    /// Writes the whole shard as records for a log rewrite: SET (with PXAT) for strings, RPUSH in chunks and a
+    /// PEXPIREAT for lists; keys already expired are left out. On <see cref="Cpu"/>.
+    /// </summary>
+    public void WriteSnapshot(ReplyBuffer b)
+    {
+        long now = Now();
+        Span<byte> at = stackalloc byte[20];
+        foreach (KvEntry e in _dict.Values)
+        {
+            if (e.ExpireAt != 0 && e.ExpireAt <= now) continue;
+            int atLength = 0;
+            if (e.ExpireAt != 0) e.ExpireAt.TryFormat(at, out atLength);
+            if (e.Value is byte[] v)
+            {
+                b.ArrayHeader(e.ExpireAt != 0 ? 5 : 3);
+                b.Bulk("SET"u8);
+                b.Bulk(e.Key);
+                b.Bulk(v);
+                if (e.ExpireAt != 0)
+                {
+                    b.Bulk("PXAT"u8);
+                    b.Bulk(at.Slice(0, atLength));
+                }
+                continue;
+            }
+            var list = (KvList)e.Value;
+            for (int i = 0; i < list.Count; i += 64)
+            {
+                int n = Math.Min(64, list.Count - i);
+                b.ArrayHeader(2 + n);
+                b.Bulk("RPUSH"u8);
+                b.Bulk(e.Key);
+                for (int j = 0; j < n; j++) b.Bulk(list[i + j]);
+            }
+            if (e.ExpireAt != 0)
+            {
+                b.ArrayHeader(3);
+                b.Bulk("PEXPIREAT"u8);
+                b.Bulk(e.Key);
+                b.Bulk(at.Slice(0, atLength));
+            }
+        }
+    }
+
+    /// <summary>The log's size and rewrites, for INFO (0, 0 without a log).</summary>
+    public (long Size, long Rewrites) LogState => _aof is { } a ? (a.Size, a.Rewrites) : (0, 0);
+
     /// <summary>The Bio soft interrupt's work on this CPU: a group commit of the log.</summary>
     public ValueTask FlushLogAsync() => _aof?.FlushAsync() ?? ValueTask.CompletedTask;
 
