@@ -25,11 +25,10 @@ public sealed class KvServer : IAsyncDisposable
 
     private readonly KvServerOptions _options;
     private readonly CpuRuntime _runtime;
-    private readonly Socket _listener;
+    private SocketListener? _listener;
     private readonly ConcurrentDictionary<long, KvConnection> _connections = new();
     private readonly long[] _commands; // per CPU, 16 longs apart (own cache line); owner writes, INFO reads
     private readonly long _started = Stopwatch.GetTimestamp();
-    private Task _acceptLoop = Task.CompletedTask;
     private long _nextId;
     private int _nextCpu;
     private int _clients;
@@ -38,20 +37,18 @@ public sealed class KvServer : IAsyncDisposable
     private int _disposed;
     private TaskCompletionSource? _drained;
 
-    private KvServer(KvServerOptions options, CpuRuntime runtime, Socket listener, ILogger logger)
+    private KvServer(KvServerOptions options, CpuRuntime runtime, ILogger logger)
     {
         _options = options;
         _runtime = runtime;
-        _listener = listener;
         Log = new KvLog(logger);
         Shards = new Shard[runtime.CpuCount];
         for (int i = 0; i < Shards.Length; i++) Shards[i] = new Shard(i, runtime[i], options.TimeProvider);
         _commands = new long[runtime.CpuCount * 16];
-        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
     }
 
     /// <summary>Where the server listens (the bound port when <see cref="KvServerOptions.Port"/> was 0).</summary>
-    public IPEndPoint LocalEndPoint { get; }
+    public IPEndPoint LocalEndPoint => _listener?.LocalEndPoint ?? new IPEndPoint(_options.Address, _options.Port);
 
     /// <summary>The runtime the server runs on (its statistics appear in INFO's percpu section).</summary>
     public CpuRuntime Runtime => _runtime;
@@ -80,40 +77,27 @@ public sealed class KvServer : IAsyncDisposable
         options ??= new KvServerOptions();
         options.Validate();
         ILogger logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("PerCpu.Kv");
-        var listener = new Socket(options.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(new IPEndPoint(options.Address, options.Port));
-            listener.Listen(4096);
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
-
         CpuRuntime runtime = CpuRuntime.Start(new CpuRuntimeOptions
         {
             CpuCount = options.Cpus,
             PinThreads = options.PinThreads,
             ThreadName = "percpu-kv",
         });
-        var server = new KvServer(options, runtime, listener, logger);
+        var server = new KvServer(options, runtime, logger);
         runtime.UnhandledException += (_, e) => server.Log.CpuException(e.Exception, e.Cpu.Id);
         runtime.Warning += (_, e) => server.Log.RuntimeWarning(e.Message);
         try
         {
             if (options.Directory != null) await server.OpenLogsAsync(options.Directory);
+            foreach (Shard shard in server.Shards) await shard.Cpu.InvokeAsync(shard.Start);
+            // The transport seam: this is the one line that picks the socket layer.
+            server._listener = SocketListener.Start(server, new IPEndPoint(options.Address, options.Port));
         }
         catch
         {
-            listener.Dispose();
             await runtime.DisposeAsync();
             throw;
         }
-        foreach (Shard shard in server.Shards) await shard.Cpu.InvokeAsync(shard.Start);
-        server._acceptLoop = Task.Run(server.AcceptLoopAsync);
         server.Log.Listening(RedisVersion, server.LocalEndPoint, runtime.CpuCount, options.MaxClients);
         return server;
     }
@@ -163,65 +147,57 @@ public sealed class KvServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoopAsync()
-    {
-        while (Volatile.Read(ref _disposed) == 0)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptAsync();
-            }
-            catch (Exception e) when (e is ObjectDisposedException || (e is SocketException && Volatile.Read(ref _disposed) != 0))
-            {
-                break;
-            }
-            catch (SocketException e)
-            {
-                // EMFILE and the like: the listener goes on, the client is lost.
-                Log.AcceptFailed(e);
-                continue;
-            }
-            Accept(socket);
-        }
-    }
+    /// <summary>Redis's refusal beyond maxclients; the client reads it as the reply to its first command.</summary>
+    internal static ReadOnlySpan<byte> MaxClientsReached => "-ERR max number of clients reached\r\n"u8;
 
-    private void Accept(Socket socket)
+    /// <summary>
+    /// Counts a new client in, or — beyond <see cref="KvServerOptions.MaxClients"/>, or while stopping — refuses it
+    /// (the transport then sends <see cref="MaxClientsReached"/> and closes). Any thread.
+    /// </summary>
+    internal bool TryAdmit(EndPoint? peer)
     {
         Interlocked.Increment(ref _totalConnections);
-        if (Interlocked.Increment(ref _clients) > _options.MaxClients || Volatile.Read(ref _disposed) != 0)
-        {
-            Interlocked.Decrement(ref _clients);
-            Interlocked.Increment(ref _rejected);
-            Log.Refused(socket.RemoteEndPoint?.ToString() ?? "?", _options.MaxClients);
-            try
-            {
-                // Redis's words; the client reads them as the reply to its first command.
-                socket.Send("-ERR max number of clients reached\r\n"u8);
-                socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (SocketException)
-            {
-                // the client is gone already
-            }
-            socket.Dispose();
-            return;
-        }
-        socket.NoDelay = true;
-        // Round robin over the CPUs: a connection is then owned by that CPU for life.
-        Cpu cpu = _runtime[(int)((uint)Interlocked.Increment(ref _nextCpu) % (uint)_runtime.CpuCount)];
-        var connection = new KvConnection(this, new SocketTransport(socket, cpu), Interlocked.Increment(ref _nextId));
-        _connections[connection.Id] = connection;
+        if (Interlocked.Increment(ref _clients) <= _options.MaxClients && Volatile.Read(ref _disposed) == 0) return true;
+        Interlocked.Decrement(ref _clients);
+        Interlocked.Increment(ref _rejected);
+        Log.Refused(peer?.ToString() ?? "?", _options.MaxClients);
+        return false;
+    }
+
+    /// <summary>The CPU for the next connection: round robin (a connection is then owned by that CPU for life).</summary>
+    internal Cpu NextCpu() => _runtime[(int)((uint)Interlocked.Increment(ref _nextCpu) % (uint)_runtime.CpuCount)];
+
+    /// <summary>Runs an admitted connection on its transport's CPU (posted there). Any thread.</summary>
+    internal void Launch(IKvTransport transport)
+    {
+        KvConnection connection = Register(transport);
         try
         {
-            cpu.Post(connection.Start);
+            transport.Cpu.Post(connection.Start);
         }
         catch (ObjectDisposedException)
         {
             _connections.TryRemove(connection.Id, out _);
             Interlocked.Decrement(ref _clients);
-            socket.Dispose();
+            _ = transport.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Runs an admitted connection on the calling CPU, which must be the transport's (for a socket layer whose
+    /// accept handler already runs on the connection's CPU); completes when the connection has closed.
+    /// </summary>
+    internal Task RunHere(IKvTransport transport)
+    {
+        if (Cpu.Current != transport.Cpu) throw new InvalidOperationException($"RunHere is called on the connection's CPU ({transport.Cpu}); post Launch from elsewhere.");
+        return Register(transport).RunAsync();
+    }
+
+    private KvConnection Register(IKvTransport transport)
+    {
+        var connection = new KvConnection(this, transport, Interlocked.Increment(ref _nextId));
+        _connections[connection.Id] = connection;
+        return connection;
     }
 
     /// <summary>A connection has closed (on its CPU).</summary>
@@ -374,8 +350,7 @@ public sealed class KvServer : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _listener.Dispose();
-        await _acceptLoop.ConfigureAwait(false);
+        if (_listener != null) await _listener.DisposeAsync().ConfigureAwait(false);
         Log.ShuttingDown(ConnectedClients);
         foreach (KvConnection c in _connections.Values) c.Abort();
         if (Volatile.Read(ref _clients) != 0) await _drained.Task.ConfigureAwait(false);

@@ -163,7 +163,8 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
 
     private void StartCore() => _ = RunAsync();
 
-    private async Task RunAsync()
+    /// <summary>The connection's loop; on its CPU. Completes when the connection has closed.</summary>
+    public async Task RunAsync()
     {
         try
         {
