@@ -101,6 +101,42 @@ public sealed class DurabilityTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    /// <summary>A clock the test moves by hand.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ms, (long)by.TotalMilliseconds);
+
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(Interlocked.Read(ref _ms));
+    }
+
+    [Fact]
+    public async Task Replay_AfterTheExpiryPassed_KeyStaysGone()
+    {
+        // SET with a TTL, then an APPEND logged as it came: replayed after the TTL, the APPEND must find the key (as it
+        // did) and not create a new one without a TTL; the key is then expired, as it would be had the server run on.
+        var clock = new ManualClock();
+        await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.TimeProvider = clock; }))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            Assert.Equal("+OK\r\n", c.Call("SET", "ttlkey", "v", "PX", "10000"));
+            clock.Advance(TimeSpan.FromSeconds(5));
+            Assert.Equal(":2\r\n", c.Call("APPEND", "ttlkey", "x"));
+            Assert.Equal(":2\r\n", c.Call("RPUSH", "ttllist", "a", "b"));
+            Assert.Equal(":1\r\n", c.Call("PEXPIRE", "ttllist", "1000"));
+            Assert.Equal("+OK\r\n", c.Call("SET", "plain", "p"));
+        }
+        clock.Advance(TimeSpan.FromSeconds(20));
+        await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.TimeProvider = clock; }))
+        {
+            using var c = new RespClient(server.LocalEndPoint);
+            Assert.Equal("$-1\r\n", c.Call("GET", "ttlkey"));
+            Assert.Equal(":0\r\n", c.Call("LLEN", "ttllist"));
+            Assert.Equal("$1\r\np\r\n", c.Call("GET", "plain"));
+        }
+    }
+
     [Fact]
     public async Task TornLastRecord_IsDroppedAndCutOff()
     {

@@ -341,7 +341,10 @@ internal sealed partial class Shard
         _input = batch.Input;
         _args = batch.Args;
         ReplyBuffer r = batch.Reply;
-        long now = Now();
+        // A replay runs at time 0, as Redis loads its AOF with expiry off: a key whose (absolute) expiry has passed
+        // must still be there for the records after it (an APPEND to it must not create a new key), and goes only
+        // after the replay, lazily or by the expiry cycle.
+        long now = _replaying ? 0 : Now();
         SubCommand[] subs = batch.Subs;
         long records = _aof?.Records ?? 0;
         for (int i = 0; i < batch.Count; i++)
