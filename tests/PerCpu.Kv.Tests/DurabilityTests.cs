@@ -126,6 +126,10 @@ public sealed class DurabilityTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(":2\r\n", c.Call("RPUSH", "ttllist", "a", "b"));
             Assert.Equal(":1\r\n", c.Call("PEXPIRE", "ttllist", "1000"));
             Assert.Equal("+OK\r\n", c.Call("SET", "plain", "p"));
+            // And the other way round: an APPEND after the expiry made a new key, without a TTL, which must stay.
+            Assert.Equal("+OK\r\n", c.Call("SET", "reborn", "old", "PX", "1000"));
+            clock.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(":3\r\n", c.Call("APPEND", "reborn", "new"));
         }
         clock.Advance(TimeSpan.FromSeconds(20));
         await using (KvServer server = await ServerFixture.StartAsync(o => { o.Directory = _dir; o.TimeProvider = clock; }))
@@ -134,6 +138,8 @@ public sealed class DurabilityTests(ITestOutputHelper output) : IDisposable
             Assert.Equal("$-1\r\n", c.Call("GET", "ttlkey"));
             Assert.Equal(":0\r\n", c.Call("LLEN", "ttllist"));
             Assert.Equal("$1\r\np\r\n", c.Call("GET", "plain"));
+            Assert.Equal("$3\r\nnew\r\n", c.Call("GET", "reborn"));
+            Assert.Equal(":-1\r\n", c.Call("TTL", "reborn"));
         }
     }
 

@@ -209,6 +209,7 @@ internal sealed partial class Shard
                 if (e.ExpireAt <= now)
                 {
                     Remove(e);
+                    LogDel(e.Key);
                     ExpiredKeys++;
                     expired++;
                 }
@@ -229,6 +230,8 @@ internal sealed partial class Shard
         if (e.ExpireAt != 0 && e.ExpireAt <= now)
         {
             Remove(e);
+            // Logged as Redis propagates an expiry: a replay (run with expiry off) must see the key go here.
+            LogDel(e.Key);
             ExpiredKeys++;
             return null;
         }
