@@ -132,6 +132,21 @@ public sealed class CommandTests(ITestOutputHelper output)
         Assert.Equal(":201\r\n", client.Call("DBSIZE"));
     }
 
+    [Fact]
+    public async Task Info_HasThePercpuSection_WithTheRuntimesStatistics()
+    {
+        await using KvServer server = await ServerFixture.StartAsync();
+        using var client = new RespClient(server.LocalEndPoint);
+        client.Call("SET", "a", "1");
+        string all = client.Call("INFO");
+        foreach (string section in new[] { "# Server", "# Clients", "# Persistence", "# Stats", "# Replication", "# Keyspace", "# Percpu" }) Assert.Contains(section + "\r\n", all);
+        string percpu = client.Call("INFO", "percpu");
+        Assert.DoesNotContain("# Server", percpu);
+        foreach (string field in new[] { "cpus:2", "ipi:sent=", "cpu0:sent=", "cpu1:sent=", "cpu0_keys:", "softint_bio:count=", "softint_clock:count=" }) Assert.Contains(field, percpu);
+        Assert.Contains("redis_version:7.0.15", client.Call("INFO", "server"));
+        Assert.Contains("connected_clients:1", client.Call("INFO", "clients"));
+    }
+
     internal static List<string> ParseArray(string wire)
     {
         string[] lines = wire.Split("\r\n");

@@ -26,6 +26,9 @@ internal sealed class AppendOnlyFile : IDisposable
     private bool _unsynced;
     private Task _inFlight = Task.CompletedTask;
 
+    /// <summary>Closed (shutdown): a commit still on its way finishes, but nothing more is written or rewritten.</summary>
+    private bool _disposed;
+
     /// <summary>Bytes in the file now (owner CPU; updated after each write).</summary>
     private long _size;
 
@@ -105,7 +108,7 @@ internal sealed class AppendOnlyFile : IDisposable
     /// </summary>
     public async ValueTask FlushAsync()
     {
-        while (_pending.Length > 0 || FsyncDue)
+        while (!_disposed && (_pending.Length > 0 || FsyncDue))
         {
             (_pending, _writing) = (_writing, _pending);
             (_waiting, _releasing) = (_releasing, _waiting);
@@ -123,7 +126,7 @@ internal sealed class AppendOnlyFile : IDisposable
             _writing.Reset();
             foreach (ShardBatch b in _releasing) b.Durable();
             _releasing.Clear();
-            if (_size >= _rewriteMinSize && _size >= 2 * _baseSize) await RewriteAsync();
+            if (!_disposed && _size >= _rewriteMinSize && _size >= 2 * _baseSize) await RewriteAsync();
         }
     }
 
@@ -175,6 +178,7 @@ internal sealed class AppendOnlyFile : IDisposable
     {
         // A group commit may be writing on a pool thread: the file takes one writer at a time.
         _inFlight.Wait();
+        _disposed = true;
         _unsynced = false;
         if (_pending.Length > 0) _file.Write(_pending.Buffer, 0, _pending.Length);
         _pending.Reset();
