@@ -107,6 +107,6 @@ public sealed partial class Cpu
         return any;
     }
 
-    /// <summary>Tests: true while this CPU's thread is asleep in its parker (past its last look for work).</summary>
-    internal bool IsAsleep => _parker.IsSleeping;
+    /// <summary>Tests: true while this CPU's thread is asleep in its parker or its reactor (past its last look for work).</summary>
+    internal bool IsAsleep => _parker.IsSleeping || _sleepingInReactor;
 }

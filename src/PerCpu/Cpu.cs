@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using PerCpu.Diagnostics;
 using PerCpu.Dispatch;
+using PerCpu.Io;
 using PerCpu.Ipi;
 
 namespace PerCpu;
@@ -137,6 +138,10 @@ public sealed partial class Cpu
         /// <see cref="Stopwatch"/> units: lowered by every arm, recomputed by each softclock run (Cpu.Timers.cs).
         /// </summary>
         [FieldOffset(168)] public long NextTimerDeadline;
+        /// <summary>Busy passes since the reactor was last polled (Cpu.Io.cs: polls are rate-limited while polls find nothing).</summary>
+        [FieldOffset(176)] public int PassesSincePoll;
+        /// <summary>The last reactor poll found events: poll again in the next pass.</summary>
+        [FieldOffset(180)] public bool LastPollFound;
     }
 
     /// <summary>Owner only (see <see cref="OwnerState"/>).</summary>
@@ -189,7 +194,10 @@ public sealed partial class Cpu
             IsBackground = true,
             Name = $"{_shared.Options.ThreadName}/{Id}",
         };
-        _thread.Start();
+        // UnsafeStart: the CPU thread does not inherit the starting thread's ExecutionContext (its AsyncLocals would
+        // flow into every await on the CPU, and an await capturing both a context and a non-default ExecutionContext
+        // allocates per operation).
+        _thread.UnsafeStart();
     }
 
     private void ThreadMain(int core, CountdownEvent started)
@@ -208,6 +216,7 @@ public sealed partial class Cpu
         {
             FlushAll();
             AbandonTimers(); // Cpu.Timers.cs: armed timers do not outlive the runtime
+            CloseIo(); // Cpu.Io.cs: sockets still open are closed, the reactor released
             t_current = null;
             _exited.TrySetResult();
         }
@@ -266,8 +275,9 @@ public sealed partial class Cpu
         if (!IsInterlocked())
         {
             Own.Phase = StallPhase.SoftInterrupts; // stall watchdog
-            // Hard interrupts before the soft ones they schedule: a due timer schedules softclock (Clock level), which
-            // runs below, after whatever higher levels are pending (Cpu.Timers.cs).
+            // Hard interrupts before the soft ones they schedule: readiness schedules softnet (Net level, Cpu.Io.cs), a
+            // due timer schedules softclock (Clock level, Cpu.Timers.cs); both run below, in priority order.
+            did |= PollIo();
             did |= CheckCallouts();
             did |= RunSoftInterrupts();
         }
@@ -412,8 +422,8 @@ public sealed partial class Cpu
                 if (IncomingRing(source).HasPublishedWork) return true;
             }
         }
-        // A held CPU (cpusync) runs no tasks or soft interrupts: pending ones must not keep it from idling.
-        return ((_tasks.Count != 0 || HasSoftInterruptWork()) && !IsInterlocked()) || HasCpuSyncWork() || _stopRequested;
+        // A held CPU (cpusync) runs no tasks, soft interrupts or readiness handlers: pending ones must not keep it from idling.
+        return ((_tasks.Count != 0 || HasSoftInterruptWork() || HasPendingIo) && !IsInterlocked()) || HasCpuSyncWork() || _stopRequested;
     }
 
     /// <summary>
@@ -491,7 +501,7 @@ public sealed partial class Cpu
             // The clock is read every 64 pauses, and only while a timer is armed.
             for (int i = 1; !HasWork(); i++)
             {
-                if ((i & 63) == 0 && TimerDue()) return;
+                if ((i & 63) == 0 && (TimerDue() || PollIoWhileIdle())) return;
                 Spin.Pause();
             }
             return;
@@ -508,6 +518,7 @@ public sealed partial class Cpu
                 {
                     long now = Stopwatch.GetTimestamp();
                     if (now >= TimerDeadline) return; // a timer is due: back to the loop, which fires it
+                    if ((i & 255) == 0 && PollIoWhileIdle()) return; // readiness: its handlers scheduled softnet
                     if (until == 0) until = now + _shared.IdleSpinTicks;
                     else if (now >= until) break;
                 }
@@ -515,6 +526,10 @@ public sealed partial class Cpu
             }
         }
         ClearRingBits();
+        // Where we will sleep, decided before Parked is published: a waker reads it after its CAS on the state
+        // (Cpu.Io.cs, WakeParked). A held CPU (cpusync) sleeps in the parker: readiness must not wake it.
+        Reactor? reactor = _reactor is { } r && !IsInterlocked() ? r : null;
+        _parkInReactor = reactor != null;
         Volatile.Write(ref _state.Value, StateParked);
         // Orders the clear and the Parked store before the re-checks below, against every sender (see above).
         // Also a full fence here, which the Dekker pairs with outside senders, cpusync and soft interrupts need.
@@ -532,7 +547,8 @@ public sealed partial class Cpu
             return;
         }
         Counters.Parks++;
-        _parker.Park(timeout);
+        if (reactor != null) ParkInReactor(reactor, timeout);
+        else _parker.Park(timeout);
         if (Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
             Own.SkipSpin = true; // a timer deadline (or a spurious return) ended the park, not a sender: no spin
@@ -555,7 +571,7 @@ public sealed partial class Cpu
         if (Volatile.Read(ref _state.Value) == StateParked
             && Interlocked.CompareExchange(ref _state.Value, StateAwake, StateParked) == StateParked)
         {
-            _parker.Unpark();
+            WakeParked();
             return true;
         }
         return false;
@@ -567,7 +583,7 @@ public sealed partial class Cpu
     /// <summary>Wakes the CPU whatever its state (shutdown, cpusync): the next idle check sees the reason.</summary>
     internal void ForceWake()
     {
-        if (Interlocked.Exchange(ref _state.Value, StateAwake) == StateParked) _parker.Unpark();
+        if (Interlocked.Exchange(ref _state.Value, StateAwake) == StateParked) WakeParked();
     }
 
     /// <summary>

@@ -41,6 +41,31 @@ public sealed partial class CpuRuntime
         private static readonly Action<object?> s_softclock = static _ => Cpu.Current!.RunCallouts();
 
         /// <summary>
+        /// Softnet: the <see cref="SoftLevel.Net"/> soft interrupt that processes each CPU's ready sockets (Cpu.Io.cs).
+        /// Established at the first readiness on any CPU, like <see cref="_softClock"/>, and published the same way.
+        /// </summary>
+        private SoftInterrupt? _softNet;
+
+        /// <summary>The softnet handle, established on first use (a lock, once per runtime).</summary>
+        internal SoftInterrupt GetSoftNet(CpuRuntime runtime)
+        {
+            SoftInterrupt? handle = Volatile.Read(ref _softNet);
+            if (handle != null) return handle;
+            lock (_softClockLock)
+            {
+                handle = _softNet;
+                if (handle == null)
+                {
+                    handle = runtime.EstablishInternal(SoftLevel.Net, s_softnet);
+                    Volatile.Write(ref _softNet, handle); // release: the handle is complete before a CPU reads it
+                }
+                return handle;
+            }
+        }
+
+        private static readonly Action<object?> s_softnet = static _ => Cpu.Current!.RunSoftNet();
+
+        /// <summary>
         /// Set by the disposer once the CPUs are quiescent and about to stop (phase 2 of <see cref="DisposeCoreAsync"/>),
         /// cleared again if that check fails: from then on no callout fires (a timer must not start new work after
         /// the runtime decided that nothing is left to run) and idle ignores timer deadlines. Read by the CPUs.

@@ -329,6 +329,9 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         // Leave the caller's context at once: a synchronous Dispose blocks it, so nothing here may post to it (issue 11 item 3).
         await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
 
+        // Phase 0 (CpuRuntime.Net.cs): listeners close and connections stop receiving, so their handlers can finish.
+        await ShutdownIoAsync().ConfigureAwait(false);
+
         // Phase 1: refuse calls from outside. Full fence: pairs with EnterOutsideCall; after this loop no outside call
         // can still be on its way in.
         _shared.Disposing = true;

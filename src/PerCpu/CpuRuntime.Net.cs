@@ -1,0 +1,65 @@
+using System.Net;
+using PerCpu.Net;
+using PerCpu.Platform;
+
+namespace PerCpu;
+
+// Sockets owned by CPUs (issue 12): listeners, and the I/O step of the runtime's disposal.
+public sealed partial class CpuRuntime
+{
+    /// <summary>
+    /// Listens for TCP connections on <paramref name="endpoint"/> and runs <paramref name="handler"/> for each accepted
+    /// connection on the CPU that owns it (by default one <c>SO_REUSEPORT</c> socket per CPU: see
+    /// <see cref="CpuListenerOptions.Distribution"/>). The handler's connection is closed when it returns or throws;
+    /// an exception is counted and reported through <see cref="UnhandledException"/>, never fatal to the CPU. Returns
+    /// once the sockets are bound (port 0 picks a free port: read <see cref="CpuListener.LocalEndPoint"/>).
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="endpoint"/> or <paramref name="handler"/> is null.</exception>
+    /// <exception cref="ArgumentException"><see cref="CpuListenerOptions.Cpus"/> names no CPU or one this runtime does not have.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The address cannot be bound (in use, not local, permission).</exception>
+    /// <exception cref="PlatformNotSupportedException">Not on Linux with epoll (the other backends are not written yet).</exception>
+    /// <exception cref="ObjectDisposedException">The runtime is being disposed.</exception>
+    public CpuListener ListenTcp(IPEndPoint endpoint, Func<CpuConnection, ValueTask> handler, CpuListenerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentNullException.ThrowIfNull(handler);
+        ObjectDisposedException.ThrowIf(_shared.Disposing, this);
+        CheckIoSupported();
+        options ??= new CpuListenerOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 1, "options.Backlog");
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConnections, 1, "options.MaxConnections");
+        if (_shared.Manual)
+            throw new InvalidOperationException("Sockets need CPU threads: start the runtime with CpuRuntime.Start, not StartManual.");
+        _shared.IoUsed = true;
+        return new CpuListener(this, endpoint, handler, options);
+    }
+
+    internal static void CheckIoSupported()
+    {
+        if (!SocketCalls.IsSupported)
+            throw new PlatformNotSupportedException("CPU-owned sockets need Linux epoll (x86-64 or arm64) today; the Socket-based backend for other systems is not written yet.");
+    }
+
+    internal sealed partial class Shared
+    {
+        /// <summary>A listener or connection was created: disposal must shut down I/O on every CPU. Set by any thread, read by the disposer.</summary>
+        public volatile bool IoUsed;
+    }
+
+    /// <summary>
+    /// Disposal, step 0 (before outside calls are refused): every CPU stops accepting and ends its connections'
+    /// receives (<see cref="CpuConnection.Closing"/>); sends go on. Handlers then return, and the quiescence the later
+    /// phases wait for includes them.
+    /// </summary>
+    private async Task ShutdownIoAsync()
+    {
+        if (_shared.Manual || !_shared.IoUsed) return;
+        var pending = new Task[_cpus.Length];
+        for (int i = 0; i < _cpus.Length; i++)
+        {
+            Cpu cpu = _cpus[i];
+            pending[i] = cpu.InvokeAsync(cpu.ShutdownIo).AsTask();
+        }
+        await Task.WhenAll(pending).ConfigureAwait(false);
+    }
+}
