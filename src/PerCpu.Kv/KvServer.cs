@@ -25,7 +25,7 @@ public sealed class KvServer : IAsyncDisposable
 
     private readonly KvServerOptions _options;
     private readonly CpuRuntime _runtime;
-    private SocketListener? _listener;
+    private IKvListener? _listener;
     private readonly ConcurrentDictionary<long, KvConnection> _connections = new();
     private readonly long[] _commands; // per CPU, 16 longs apart (own cache line); owner writes, INFO reads
     private readonly long _started = Stopwatch.GetTimestamp();
@@ -91,7 +91,10 @@ public sealed class KvServer : IAsyncDisposable
             if (options.Directory != null) await server.OpenLogsAsync(options.Directory);
             foreach (Shard shard in server.Shards) await shard.Cpu.InvokeAsync(shard.Start);
             // The transport seam: this is the one line that picks the socket layer.
-            server._listener = SocketListener.Start(server, new IPEndPoint(options.Address, options.Port));
+            var endPoint = new IPEndPoint(options.Address, options.Port);
+            server._listener = options.Transport == KvTransport.PerCpu
+                ? CpuConnectionTransport.Listen(server, endPoint)
+                : SocketListener.Start(server, endPoint);
         }
         catch
         {
@@ -163,6 +166,11 @@ public sealed class KvServer : IAsyncDisposable
         Log.Refused(peer?.ToString() ?? "?", _options.MaxClients);
         return false;
     }
+
+    /// <summary>The accept handler of the PerCpu socket layer (bound once: no allocation per connection for it).</summary>
+    internal Func<PerCpu.Net.CpuConnection, ValueTask> HandleCpuConnection => _handleCpuConnection ??= c => CpuConnectionTransport.Handle(this, c);
+
+    private Func<PerCpu.Net.CpuConnection, ValueTask>? _handleCpuConnection;
 
     /// <summary>The CPU for the next connection: round robin (a connection is then owned by that CPU for life).</summary>
     internal Cpu NextCpu() => _runtime[(int)((uint)Interlocked.Increment(ref _nextCpu) % (uint)_runtime.CpuCount)];

@@ -16,6 +16,16 @@ public enum AppendFsync
     No,
 }
 
+/// <summary>The socket layer the server listens with.</summary>
+public enum KvTransport
+{
+    /// <summary>PerCpu's own sockets: each CPU's epoll reactor, connections owned and completed on their CPU.</summary>
+    PerCpu,
+
+    /// <summary>.NET's <c>System.Net.Sockets</c>: accepted on the thread pool, completions posted to the owning CPU.</summary>
+    Socket,
+}
+
 /// <summary>How a connection's commands reach a shard on another CPU.</summary>
 public enum CrossShardCalls
 {
@@ -55,6 +65,9 @@ public sealed class KvServerOptions
 
     /// <summary>The most clients connected at once; one more is told "-ERR max number of clients reached" and closed. Defaults to 10000.</summary>
     public int MaxClients { get; set; } = 10000;
+
+    /// <summary>The socket layer. Defaults to <see cref="KvTransport.PerCpu"/>.</summary>
+    public KvTransport Transport { get; set; } = KvTransport.PerCpu;
 
     /// <summary>How commands reach the shards of other CPUs. Defaults to <see cref="Kv.CrossShardCalls.InvokeAsync"/>.</summary>
     public CrossShardCalls CrossShardCalls { get; set; } = CrossShardCalls.InvokeAsync;

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using PerCpu.Kv;
 
 // percpu-kv: dotnet run --project src/PerCpu.Kv -- --port 6379 --cpus 2 [--bind 127.0.0.1] [--dir DIR]
-//            [--appendfsync always|everysec|no] [--maxclients N] [--no-pin] [--cross-shard invoke|send]
+//            [--appendfsync always|everysec|no] [--maxclients N] [--no-pin] [--transport percpu|socket] [--cross-shard invoke|send]
 KvServerOptions options;
 try
 {
@@ -61,7 +61,7 @@ internal static class KvArguments
 {
     /// <summary>What the program accepts.</summary>
     public const string Usage = """
-        usage: percpu-kv [--port N] [--bind ADDRESS] [--cpus N] [--dir DIRECTORY] [--appendfsync always|everysec|no] [--maxclients N] [--no-pin] [--cross-shard invoke|send]
+        usage: percpu-kv [--port N] [--bind ADDRESS] [--cpus N] [--dir DIRECTORY] [--appendfsync always|everysec|no] [--maxclients N] [--no-pin] [--transport percpu|socket] [--cross-shard invoke|send]
           --port         TCP port (default 6379; 0 picks a free one)
           --bind         address to listen on (default 127.0.0.1)
           --cpus         CPUs, one shard each (default: all processors)
@@ -69,6 +69,7 @@ internal static class KvArguments
           --appendfsync  when writes are acknowledged: always (after fsync), everysec (default), no
           --maxclients   most clients at once (default 10000)
           --no-pin       do not pin the CPU threads to cores
+          --transport    percpu (PerCpu's per-CPU epoll sockets, default) or socket (System.Net.Sockets, completions posted to the CPU)
           --cross-shard  invoke (InvokeAsync, default) or send (a Send and a reply Send) for commands on other CPUs' shards
         """;
 
@@ -94,6 +95,17 @@ internal static class KvArguments
                 case "--maxclients": o.MaxClients = Int(); break;
                 case "--dir": o.Directory = Value(); break;
                 case "--no-pin": o.PinThreads = false; break;
+                case "--transport":
+                {
+                    string v = Value();
+                    o.Transport = v.ToLowerInvariant() switch
+                    {
+                        "percpu" => KvTransport.PerCpu,
+                        "socket" => KvTransport.Socket,
+                        _ => throw new ArgumentException($"--transport takes percpu or socket, not '{v}'."),
+                    };
+                    break;
+                }
                 case "--cross-shard":
                 {
                     string v = Value();

@@ -9,10 +9,12 @@ namespace PerCpu.Kv.Tests;
 /// </summary>
 public sealed class AllocationTests(ITestOutputHelper output)
 {
-    [Fact]
-    public async Task SteadyState_CpuThreadsAllocateNothingPerRequest()
+    [Theory]
+    [InlineData(KvTransport.PerCpu)]
+    [InlineData(KvTransport.Socket)]
+    public async Task SteadyState_CpuThreadsAllocateNothingPerRequest(KvTransport transport)
     {
-        await using KvServer server = await ServerFixture.StartAsync();
+        await using KvServer server = await ServerFixture.StartAsync(o => o.Transport = transport);
         using var client = new RespClient(server.LocalEndPoint);
 
         // A pipelined batch of 16 SETs and 16 GETs on keys of both shards; values of fixed length (overwritten in place).
@@ -43,8 +45,9 @@ public sealed class AllocationTests(ITestOutputHelper output)
         long cpuBytes = 0;
         for (int i = 0; i < before.Length; i++) cpuBytes += after[i] - before[i];
         double requests = batches * 32.0;
+        output.WriteLine($"transport {transport}");
         output.WriteLine($"CPU threads: {cpuBytes} B over {requests} requests = {cpuBytes / requests:F3} B/request");
-        output.WriteLine($"whole process (Socket transport + test client included): {(processAfter - processBefore) / requests:F2} B/request, {(processAfter - processBefore) / (double)batches:F1} B/batch");
+        output.WriteLine($"whole process (transport threads and the test client included): {(processAfter - processBefore) / requests:F2} B/request, {(processAfter - processBefore) / (double)batches:F1} B/batch");
         Assert.Equal(0, server.OffCpuResumes);
         // The CPU threads' own work allocates nothing per request; a few bytes over the run may come from the
         // runtime's occasional internal growth, so the bound is per request, not the total.

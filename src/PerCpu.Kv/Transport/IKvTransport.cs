@@ -24,3 +24,10 @@ internal interface IKvTransport : IAsyncDisposable
     /// <summary>Closes the connection from any thread (shutdown): pending and later receives return 0 or throw.</summary>
     void Abort();
 }
+
+/// <summary>A listening socket layer: accepts connections and hands them to the server (its TryAdmit, then Launch or RunHere).</summary>
+internal interface IKvListener : IAsyncDisposable
+{
+    /// <summary>The bound address.</summary>
+    IPEndPoint LocalEndPoint { get; }
+}

@@ -9,7 +9,7 @@ namespace PerCpu.Kv.Transport;
 /// listener (issue 12) replaces it: its accept handler runs on the connection's CPU and calls
 /// <see cref="KvServer"/>'s TryAdmit, then RunHere with an adapter of its connection.
 /// </summary>
-internal sealed class SocketListener : IAsyncDisposable
+internal sealed class SocketListener : IKvListener
 {
     private readonly KvServer _server;
     private readonly Socket _socket;
