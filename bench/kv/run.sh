@@ -6,6 +6,7 @@
 #   bench/kv/run.sh                      # -n 200000 -c 50, tests set,get,incr,lpush,mset, -P 1 / -P 16 / -P 16 -r 1000000
 #   N=50000 CPUS=2 bench/kv/run.sh
 #   GARNET=/path/to/garnet-server bench/kv/run.sh
+#   KV_ARGS="--transport socket" bench/kv/run.sh     # extra percpu-kv options
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -54,7 +55,8 @@ run_server() { # name, command...
   stop_server
 }
 
-run_server percpu-kv dotnet "$kv_dll" --port "$PORT" --cpus "$CPUS"
+# shellcheck disable=SC2086
+run_server percpu-kv dotnet "$kv_dll" --port "$PORT" --cpus "$CPUS" ${KV_ARGS:-}
 if command -v redis-server >/dev/null; then
   run_server redis-server redis-server --port "$PORT" --save "" --appendonly no
 else
