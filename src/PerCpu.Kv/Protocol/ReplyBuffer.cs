@@ -16,7 +16,7 @@ internal sealed class ReplyBuffer
     private static ReadOnlySpan<byte> Crlf => "\r\n"u8;
 
     /// <summary>The bytes; valid up to <see cref="Length"/>.</summary>
-    public byte[] Buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
+    public byte[] Buffer = BufferPool.Rent(InitialSize);
 
     /// <summary>Bytes written.</summary>
     public int Length;
@@ -30,8 +30,8 @@ internal sealed class ReplyBuffer
         Length = 0;
         if (Buffer.Length > 1024 * 1024)
         {
-            ArrayPool<byte>.Shared.Return(Buffer);
-            Buffer = ArrayPool<byte>.Shared.Rent(InitialSize);
+            BufferPool.Return(Buffer);
+            Buffer = BufferPool.Rent(InitialSize);
         }
     }
 
@@ -41,7 +41,7 @@ internal sealed class ReplyBuffer
         byte[] b = Buffer;
         Buffer = [];
         Length = 0;
-        if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+        BufferPool.Return(b);
     }
 
     /// <summary>A span of at least <paramref name="size"/> free bytes at the end; <see cref="Advance"/> commits them.</summary>
@@ -58,9 +58,9 @@ internal sealed class ReplyBuffer
     {
         long want = Math.Max((long)Buffer.Length * 2, (long)Length + size);
         if (want > Array.MaxLength) want = (long)Length + size;
-        byte[] bigger = ArrayPool<byte>.Shared.Rent((int)want);
+        byte[] bigger = BufferPool.Rent((int)want);
         Buffer.AsSpan(0, Length).CopyTo(bigger);
-        if (Buffer.Length > 0) ArrayPool<byte>.Shared.Return(Buffer);
+        BufferPool.Return(Buffer);
         Buffer = bigger;
     }
 

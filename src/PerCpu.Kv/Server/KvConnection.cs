@@ -74,7 +74,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
     private readonly Cpu _cpu;
     private readonly Shard[] _shards;
 
-    private byte[] _in = ArrayPool<byte>.Shared.Rent(ReplyBuffer.InitialSize);
+    private byte[] _in = BufferPool.Rent(ReplyBuffer.InitialSize);
     private int _start;
     private int _end;
 
@@ -242,7 +242,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
         {
             // already gone
         }
-        ArrayPool<byte>.Shared.Return(_in);
+        BufferPool.Return(_in);
         _in = [];
         _out.Release();
         _local.Release();
@@ -270,8 +270,8 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
             if (_in.Length > 1024 * 1024)
             {
                 // A huge request is over: give its buffer back.
-                ArrayPool<byte>.Shared.Return(_in);
-                _in = ArrayPool<byte>.Shared.Rent(ReplyBuffer.InitialSize);
+                BufferPool.Return(_in);
+                _in = BufferPool.Rent(ReplyBuffer.InitialSize);
             }
         }
         if (_end == _in.Length)
@@ -279,9 +279,9 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
             // Full of one unfinished command: double (not the announced size at once, so that a client announcing a
             // huge bulk and sending little costs little), up to the largest request there may be.
             if (_in.Length >= MaxInput) return false;
-            byte[] bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(MaxInput, 2L * _in.Length));
+            byte[] bigger = BufferPool.Rent((int)Math.Min(MaxInput, 2L * _in.Length));
             Buffer.BlockCopy(_in, _start, bigger, 0, unparsed);
-            ArrayPool<byte>.Shared.Return(_in);
+            BufferPool.Return(_in);
             _in = bigger;
             _start = 0;
             _end = unparsed;
