@@ -438,6 +438,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
         }
         long count = 10;
         int pattern = -1;
+        byte type = 0;
         for (int j = 2; j < c.ArgCount; j++)
         {
             ReadOnlySpan<byte> o = Arg(c, j);
@@ -455,6 +456,11 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                 }
             }
             else if (System.Text.Ascii.EqualsIgnoreCase(o, "MATCH"u8) && j + 1 < c.ArgCount) pattern = c.Arg + ++j;
+            else if (System.Text.Ascii.EqualsIgnoreCase(o, "TYPE"u8) && j + 1 < c.ArgCount)
+            {
+                ReadOnlySpan<byte> t = Arg(c, ++j);
+                type = System.Text.Ascii.EqualsIgnoreCase(t, "STRING"u8) ? (byte)1 : System.Text.Ascii.EqualsIgnoreCase(t, "LIST"u8) ? (byte)2 : (byte)3;
+            }
             else
             {
                 _local.Error(Shard.SyntaxError);
@@ -464,7 +470,10 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
         int n = _shards.Length;
         int s = (int)(cursor % (ulong)n);
         long position = (long)Math.Min(cursor / (ulong)n, long.MaxValue);
-        AddPart(s, _batches[s].Add(CommandId.Scan, pattern, pattern >= 0 ? 1 : 0, position, count));
+        // The named shard from the cursor's position, and every later shard from its start: a shard that finishes
+        // within the call lets the reply go on into the next, so a small data set comes back whole with cursor 0, as
+        // from Redis (the later shards' work is wasted when an earlier one is not done: at most COUNT entries each).
+        for (int t = s; t < n; t++) AddPart(t, _batches[t].Add(CommandId.Scan, pattern, pattern >= 0 ? 1 : 0, t == s ? position : 0, count, type));
         c.Gather = Gather.Scan;
     }
 
@@ -506,15 +515,27 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                 }
                 case Gather.Scan:
                 {
-                    ref SubCommand sub = ref PartSub(c.PartStart);
-                    int shard = _parts[c.PartStart].Shard, n = _shards.Length;
-                    ulong next = sub.N1 >= 0 ? (ulong)sub.N1 * (ulong)n + (ulong)shard : shard + 1 < n ? (ulong)(shard + 1) : 0;
+                    // Take the shards in order up to the first that is not done; its position is the next cursor.
+                    ulong next = 0;
+                    long keys = 0;
+                    int used = 0;
+                    while (used < c.PartCount)
+                    {
+                        ref SubCommand sub = ref PartSub(c.PartStart + used);
+                        keys += sub.N2;
+                        used++;
+                        if (sub.N1 >= 0)
+                        {
+                            next = (ulong)sub.N1 * (ulong)_shards.Length + (ulong)_parts[c.PartStart + used - 1].Shard;
+                            break;
+                        }
+                    }
                     _out.ArrayHeader(2);
                     Span<byte> digits = stackalloc byte[20];
                     next.TryFormat(digits, out int len);
                     _out.Bulk(digits.Slice(0, len));
-                    _out.ArrayHeader(sub.N2);
-                    _out.Raw(PartReply(c.PartStart));
+                    _out.ArrayHeader(keys);
+                    for (int p = 0; p < used; p++) _out.Raw(PartReply(c.PartStart + p));
                     break;
                 }
                 case Gather.Info:

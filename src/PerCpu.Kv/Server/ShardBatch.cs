@@ -27,6 +27,9 @@ internal struct SubCommand
 
     /// <summary>A second numeric result (expiring keys for INFO; the COUNT for SCAN).</summary>
     public long N2;
+
+    /// <summary>SCAN's TYPE filter: 0 none, 1 string, 2 list, 3 a type no key has.</summary>
+    public byte TypeFilter;
 }
 
 /// <summary>
@@ -103,10 +106,10 @@ internal sealed class ShardBatch : IValueTaskSource<int>
         => _durable.OnCompleted(continuation, state, token, flags);
 
     /// <summary>Adds a piece; returns its index.</summary>
-    public int Add(CommandId id, int arg, int argCount, long n1 = 0, long n2 = 0)
+    public int Add(CommandId id, int arg, int argCount, long n1 = 0, long n2 = 0, byte typeFilter = 0)
     {
         if (Count == Subs.Length) Array.Resize(ref Subs, Count * 2);
-        Subs[Count] = new SubCommand { Id = id, Arg = arg, ArgCount = argCount, N1 = n1, N2 = n2 };
+        Subs[Count] = new SubCommand { Id = id, Arg = arg, ArgCount = argCount, N1 = n1, N2 = n2, TypeFilter = typeFilter };
         return Count++;
     }
 

@@ -501,6 +501,7 @@ internal sealed partial class Shard
             }
             if (kv.Value.ExpireAt != 0 && kv.Value.ExpireAt <= now) continue;
             if (hasPattern && !Glob.Match(pattern, kv.Key)) continue;
+            if (s.TypeFilter != 0 && s.TypeFilter != (kv.Value.Value is byte[] ? 1 : 2)) continue;
             r.Bulk(kv.Key);
             n++;
         }

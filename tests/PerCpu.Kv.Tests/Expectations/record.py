@@ -28,7 +28,7 @@ class C:
         return out
 c = C(int(sys.argv[1]))
 res = []
-for line in open("sys.argv[3] if len(sys.argv) > 3 else "commands.txt""):
+for line in open(sys.argv[3] if len(sys.argv) > 3 else "commands.txt"):
     args = shlex.split(line.strip())
     c.s.sendall(enc(args))
     res.append((args, c.reply().decode()))
