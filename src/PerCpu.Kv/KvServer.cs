@@ -225,6 +225,13 @@ public sealed class KvServer : IAsyncDisposable
 
     internal void CountOffCpuResume() => Interlocked.Increment(ref _offCpuResumes);
 
+    /// <summary>Batches sent as a gathering send over the shards' buffers (large replies not copied).</summary>
+    internal long GatheredSends => Interlocked.Read(ref _gatheredSends);
+
+    private long _gatheredSends;
+
+    internal void CountGatheredSend() => Interlocked.Increment(ref _gatheredSends);
+
     internal string ClientList()
     {
         var sb = new StringBuilder();

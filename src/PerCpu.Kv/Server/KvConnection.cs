@@ -206,11 +206,16 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     Assemble();
                     close = _protocolError != null || _quit;
                     if (_protocolError != null) _out.Error(_protocolError);
-                    if (_out.Length > 0)
+                    if (_out.Length > 0 || _chunkCount > 0)
                     {
                         try
                         {
-                            await _io.SendAsync(_out.Buffer.AsMemory(0, _out.Length));
+                            if (_chunkCount == 0) await _io.SendAsync(_out.Buffer.AsMemory(0, _out.Length));
+                            else
+                            {
+                                _server.CountGatheredSend();
+                                await _io.SendAsync(GatherChunks());
+                            }
                         }
                         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
                         {
@@ -218,6 +223,8 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                         }
                     }
                     _out.Reset();
+                    _chunkCount = 0;
+                    _outMark = 0;
                 }
                 if (close) break;
             }
@@ -489,11 +496,11 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     _out.Raw(_local.Buffer.AsSpan(c.LocalStart, c.LocalLength));
                     break;
                 case Gather.Single:
-                    _out.Raw(PartReply(c.PartStart));
+                    EmitPart(c.PartStart);
                     break;
                 case Gather.Array:
                     _out.ArrayHeader(c.PartCount);
-                    for (int p = 0; p < c.PartCount; p++) _out.Raw(PartReply(c.PartStart + p));
+                    for (int p = 0; p < c.PartCount; p++) EmitPart(c.PartStart + p);
                     break;
                 case Gather.Sum:
                 {
@@ -510,7 +517,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     long sum = 0;
                     for (int p = 0; p < c.PartCount; p++) sum += PartSub(c.PartStart + p).N1;
                     _out.ArrayHeader(sum);
-                    for (int p = 0; p < c.PartCount; p++) _out.Raw(PartReply(c.PartStart + p));
+                    for (int p = 0; p < c.PartCount; p++) EmitPart(c.PartStart + p);
                     break;
                 }
                 case Gather.Scan:
@@ -535,7 +542,7 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     next.TryFormat(digits, out int len);
                     _out.Bulk(digits.Slice(0, len));
                     _out.ArrayHeader(keys);
-                    for (int p = 0; p < used; p++) _out.Raw(PartReply(c.PartStart + p));
+                    for (int p = 0; p < used; p++) EmitPart(c.PartStart + p);
                     break;
                 }
                 case Gather.Info:
@@ -543,6 +550,81 @@ internal sealed partial class KvConnection : IValueTaskSource<int>
                     break;
             }
         }
+    }
+
+    /// <summary>Replies at least this long are sent from the shard's buffer (gathered) instead of copied.</summary>
+    private const int GatherThreshold = 8 * 1024;
+
+    /// <summary>A piece of the batch's output: a range of <see cref="_out"/> (Array null) or of a shard's reply buffer.</summary>
+    private struct Chunk
+    {
+        public byte[]? Array;
+        public int Offset;
+        public int Length;
+    }
+
+    /// <summary>A reusable link of the gathered output.</summary>
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public void Set(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+            Next = null;
+        }
+
+        public void Link(Segment next) => Next = next;
+    }
+
+    private Chunk[] _chunks = new Chunk[16];
+    private int _chunkCount;
+    private readonly List<Segment> _segments = [];
+
+    /// <summary>Where the part of <see cref="_out"/> not yet in a chunk starts.</summary>
+    private int _outMark;
+
+    /// <summary>Puts a part's reply into the output: copied, or — when large and the transport gathers — referenced.</summary>
+    private void EmitPart(int part)
+    {
+        Part p = _parts[part];
+        ref SubCommand sub = ref _batches[p.Shard].Subs[p.Sub];
+        byte[] buffer = _batches[p.Shard].Reply.Buffer;
+        if (sub.ReplyLength < GatherThreshold || !_io.GatheringSend)
+        {
+            _out.Raw(buffer.AsSpan(sub.ReplyStart, sub.ReplyLength));
+            return;
+        }
+        // The shard's buffer stays as it is until this batch has been sent (it is reset at the next dispatch).
+        AddChunk(null, _outMark, _out.Length - _outMark);
+        AddChunk(buffer, sub.ReplyStart, sub.ReplyLength);
+        _outMark = _out.Length;
+    }
+
+    private void AddChunk(byte[]? array, int offset, int length)
+    {
+        if (length == 0) return;
+        if (_chunkCount == _chunks.Length) Array.Resize(ref _chunks, _chunkCount * 2);
+        _chunks[_chunkCount++] = new Chunk { Array = array, Offset = offset, Length = length };
+    }
+
+    /// <summary>The output as a sequence over <see cref="_out"/> and the shards' buffers, for one gathering send.</summary>
+    private ReadOnlySequence<byte> GatherChunks()
+    {
+        AddChunk(null, _outMark, _out.Length - _outMark);
+        _outMark = _out.Length;
+        while (_segments.Count < _chunkCount) _segments.Add(new Segment());
+        long index = 0;
+        for (int i = 0; i < _chunkCount; i++)
+        {
+            Chunk c = _chunks[i];
+            // _out is final now (it may have moved while it grew): its ranges are resolved only here.
+            byte[] array = c.Array ?? _out.Buffer;
+            _segments[i].Set(array.AsMemory(c.Offset, c.Length), index);
+            if (i > 0) _segments[i - 1].Link(_segments[i]);
+            index += c.Length;
+        }
+        Segment last = _segments[_chunkCount - 1];
+        return new ReadOnlySequence<byte>(_segments[0], 0, last, last.Memory.Length);
     }
 
     private ref SubCommand PartSub(int part)

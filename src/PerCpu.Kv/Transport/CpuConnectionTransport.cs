@@ -34,6 +34,12 @@ internal sealed class CpuConnectionTransport : IKvTransport
     public ValueTask SendAsync(ReadOnlyMemory<byte> data) => _connection.SendAsync(data);
 
     /// <inheritdoc/>
+    public bool GatheringSend => true;
+
+    /// <inheritdoc/>
+    public ValueTask SendAsync(System.Buffers.ReadOnlySequence<byte> data) => _connection.SendAsync(data);
+
+    /// <inheritdoc/>
     public void Abort()
     {
         // A CpuConnection is touched only on its CPU: shut it down there; the pending receive then sees end of stream.

@@ -21,6 +21,12 @@ internal interface IKvTransport : IAsyncDisposable
     /// <summary>Sends all of <paramref name="data"/>.</summary>
     ValueTask SendAsync(ReadOnlyMemory<byte> data);
 
+    /// <summary>Whether <see cref="SendAsync(System.Buffers.ReadOnlySequence{byte})"/> is one gathering send (sendmsg) rather than one send per segment.</summary>
+    bool GatheringSend { get; }
+
+    /// <summary>Sends every segment of <paramref name="data"/> in order.</summary>
+    ValueTask SendAsync(System.Buffers.ReadOnlySequence<byte> data);
+
     /// <summary>Closes the connection from any thread (shutdown): pending and later receives return 0 or throw.</summary>
     void Abort();
 }

@@ -36,6 +36,16 @@ internal sealed class SocketTransport(Socket socket, Cpu cpu) : IKvTransport
     }
 
     /// <inheritdoc/>
+    public bool GatheringSend => false;
+
+    /// <inheritdoc/>
+    public async ValueTask SendAsync(System.Buffers.ReadOnlySequence<byte> data)
+    {
+        // Socket's gathering overload takes a list of segments (an allocation per send): the server copies instead.
+        foreach (ReadOnlyMemory<byte> segment in data) await SendAsync(segment);
+    }
+
+    /// <inheritdoc/>
     public void Abort()
     {
         try
