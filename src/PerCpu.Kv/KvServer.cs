@@ -145,7 +145,7 @@ public sealed class KvServer : IAsyncDisposable
                 records += chunk;
             }
             if (records > 0) Log.Replayed(shard.Id, records, path);
-            var aof = new AppendOnlyFile(path, _options.AppendFsync, shard.WriteSnapshot, _options.AofRewriteMinSize);
+            var aof = new AppendOnlyFile(path, _options.AppendFsync, shard.WriteSnapshot, _options.AofRewriteMinSize, Log.LogFailed);
             await shard.Cpu.InvokeAsync(() => shard.AttachLog(aof, bio));
         }
     }

@@ -37,6 +37,9 @@ internal sealed partial class KvLog
     [LoggerMessage(9, LogLevel.Information, "Shard {Shard}: replayed {Records} record(s) from {Path}")]
     public partial void Replayed(int shard, long records, string path);
 
+    [LoggerMessage(11, LogLevel.Critical, "Append-only file failed; writes are no longer durable")]
+    public partial void LogFailed(Exception exception);
+
     [LoggerMessage(10, LogLevel.Warning, "Shard {Shard}: dropped a torn last record ({Bytes} byte(s)) at the end of {Path}")]
     public partial void TornRecord(int shard, long bytes, string path);
 }

@@ -98,6 +98,9 @@ internal sealed class ShardBatch : IValueTaskSource<int>
     /// <summary>The group commit covering this batch is done (on the shard's CPU).</summary>
     public void Durable() => _durable.SetResult(Count);
 
+    /// <summary>The log could not be written: the connection must not acknowledge these writes (it closes instead).</summary>
+    public void NotDurable(Exception error) => _durable.SetException(error);
+
     int IValueTaskSource<int>.GetResult(short token) => _durable.GetResult(token);
 
     ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _durable.GetStatus(token);

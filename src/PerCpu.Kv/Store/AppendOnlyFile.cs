@@ -46,8 +46,10 @@ internal sealed class AppendOnlyFile : IDisposable
     /// <param name="fsync">When writes are acknowledged.</param>
     /// <param name="snapshot">Writes the shard's state as records, for a rewrite (called on the shard's CPU).</param>
     /// <param name="rewriteMinSize">No rewrite below this size; above it, a rewrite when the file has doubled since the last.</param>
-    public AppendOnlyFile(string path, AppendFsync fsync, Action<ReplyBuffer> snapshot, long rewriteMinSize)
+    /// <param name="onFailure">Told once if the file cannot be written.</param>
+    public AppendOnlyFile(string path, AppendFsync fsync, Action<ReplyBuffer> snapshot, long rewriteMinSize, Action<Exception>? onFailure = null)
     {
+        _onFailure = onFailure;
         Path = path;
         _fsync = fsync;
         _snapshot = snapshot;
@@ -76,31 +78,60 @@ internal sealed class AppendOnlyFile : IDisposable
     /// <summary>Whether writes are acknowledged only after their fsync.</summary>
     public bool Always => _fsync == AppendFsync.Always;
 
+    /// <summary>
+    /// The log could not be written (disk full, I/O error): from now on it keeps nothing, and every batch that waits
+    /// for an fsync — now or later — fails, so that no write is acknowledged as durable that is not (its connection
+    /// closes: the client learns the write's fate is unknown). A restart replays what reached the file.
+    /// </summary>
+    public Exception? Failure { get; private set; }
+
+    private void Fail(Exception e)
+    {
+        Failure ??= new IOException($"The append-only file {Path} could not be written ({e.Message}): writes are no longer durable; fix the disk and restart the server.", e);
+        _onFailure?.Invoke(Failure);
+        _pending.Reset();
+        _writing.Reset();
+        foreach (ShardBatch b in _releasing) b.NotDurable(Failure);
+        foreach (ShardBatch b in _waiting) b.NotDurable(Failure);
+        _releasing.Clear();
+        _waiting.Clear();
+        _unsynced = false;
+    }
+
+    /// <summary>Told once when the log fails (the server logs it).</summary>
+    private readonly Action<Exception>? _onFailure;
+
     /// <summary>Records appended since the file was opened (a batch compares it to know whether it wrote).</summary>
     public long Records { get; private set; }
 
     /// <summary>Appends a record of the first <paramref name="count"/> of <paramref name="a0"/> … <paramref name="a4"/>.</summary>
     public void Append(int count, ReadOnlySpan<byte> a0, ReadOnlySpan<byte> a1 = default, ReadOnlySpan<byte> a2 = default, ReadOnlySpan<byte> a3 = default, ReadOnlySpan<byte> a4 = default)
     {
+        Records++;
+        if (Failure != null) return; // nothing is kept once the file has failed: memory must not grow with it
         _pending.ArrayHeader(count);
         _pending.Bulk(a0);
         if (count > 1) _pending.Bulk(a1);
         if (count > 2) _pending.Bulk(a2);
         if (count > 3) _pending.Bulk(a3);
         if (count > 4) _pending.Bulk(a4);
-        Records++;
     }
 
     /// <summary>Appends a record of a command's arguments as received.</summary>
     public void AppendArgs(ArgList args, byte[] input, int first, int count)
     {
+        Records++;
+        if (Failure != null) return;
         _pending.ArrayHeader(count);
         for (int i = 0; i < count; i++) _pending.Bulk(args.Get(input, first + i));
-        Records++;
     }
 
-    /// <summary>Holds <paramref name="batch"/>'s replies until the next fsync.</summary>
-    public void Wait(ShardBatch batch) => _waiting.Add(batch);
+    /// <summary>Holds <paramref name="batch"/>'s replies until the next fsync (fails it at once if the log has failed).</summary>
+    public void Wait(ShardBatch batch)
+    {
+        if (Failure != null) batch.NotDurable(Failure);
+        else _waiting.Add(batch);
+    }
 
     /// <summary>
     /// The Bio soft interrupt's work: write what is pending (and fsync it when the policy asks), release the batches
@@ -108,14 +139,22 @@ internal sealed class AppendOnlyFile : IDisposable
     /// </summary>
     public async ValueTask FlushAsync()
     {
-        while (!_disposed && (_pending.Length > 0 || FsyncDue))
+        while (!_disposed && Failure == null && (_pending.Length > 0 || FsyncDue))
         {
             (_pending, _writing) = (_writing, _pending);
             (_waiting, _releasing) = (_releasing, _waiting);
             bool sync = _fsync == AppendFsync.Always || (_fsync == AppendFsync.EverySec && Stopwatch.GetElapsedTime(_lastFsync) >= TimeSpan.FromSeconds(1));
             // Off the CPU: a write and an fsync block for as long as the disk takes; the CPU serves other work meanwhile.
             _inFlight = Task.Run(() => WriteAndSync(sync));
-            await _inFlight;
+            try
+            {
+                await _inFlight;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                Fail(e);
+                return;
+            }
             if (sync)
             {
                 _lastFsync = Stopwatch.GetTimestamp();
@@ -143,7 +182,16 @@ internal sealed class AppendOnlyFile : IDisposable
         _pending.Reset();
         (_waiting, _releasing) = (_releasing, _waiting);
         _inFlight = Task.Run(() => Replace(snapshot));
-        await _inFlight;
+        try
+        {
+            await _inFlight;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            snapshot.Release();
+            Fail(e);
+            return;
+        }
         _size = _baseSize = snapshot.Length;
         _lastFsync = Stopwatch.GetTimestamp();
         _unsynced = false;
@@ -177,15 +225,40 @@ internal sealed class AppendOnlyFile : IDisposable
     public void Dispose()
     {
         // A group commit may be writing on a pool thread: the file takes one writer at a time.
-        _inFlight.Wait();
+        try
+        {
+            _inFlight.Wait();
+        }
+        catch (AggregateException)
+        {
+            // that commit's failure was handled by the commit
+        }
         _disposed = true;
         _unsynced = false;
-        if (_pending.Length > 0) _file.Write(_pending.Buffer, 0, _pending.Length);
+        if (Failure == null)
+        {
+            try
+            {
+                if (_pending.Length > 0) _file.Write(_pending.Buffer, 0, _pending.Length);
+                _file.Flush(flushToDisk: true);
+                foreach (ShardBatch b in _waiting) b.Durable();
+                _waiting.Clear();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                // The shutdown goes on; the batches still waiting fail instead of being acknowledged.
+                Fail(e);
+            }
+        }
         _pending.Reset();
-        _file.Flush(flushToDisk: true);
-        _file.Dispose();
-        foreach (ShardBatch b in _waiting) b.Durable();
-        _waiting.Clear();
+        try
+        {
+            _file.Dispose();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // a failed file may fail its close too; nothing is left to save
+        }
     }
 
     /// <summary>

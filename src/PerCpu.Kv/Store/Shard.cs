@@ -376,7 +376,7 @@ internal sealed partial class Shard
                 batch.NeedsSync = true;
                 _aof.Wait(batch);
             }
-            _bio!.Schedule();
+            if (_aof.Failure == null) _bio!.Schedule();
         }
         _input = [];
         _args = null!;
