@@ -150,6 +150,7 @@ public static class BenchmarkSuite
             .Concat(ChannelRows.Rows())
             .Concat(QueueRows.Rows())
             .Concat(WaitRows.Rows())
+            .Concat(DedicatedThreadRows.Rows())
             .Concat(SendRows.Rows())
             .Concat(RoundTripRows.Rows())
             .Concat(IdleRow.Rows())

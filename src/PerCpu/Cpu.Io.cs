@@ -44,6 +44,9 @@ public sealed partial class Cpu
 
     internal readonly Diagnostics.IoCounters IoCounters = new();
 
+    /// <summary>This CPU's socket and timer counters (totals since the runtime started). Any thread; a moment old.</summary>
+    public CpuIoStatistics GetIoStatistics() => IoCounters.Snapshot();
+
     /// <summary>This CPU's reactor, created at first use. Owner only; throws <see cref="PlatformNotSupportedException"/> without epoll.</summary>
     internal Reactor Reactor
     {
@@ -151,6 +154,7 @@ public sealed partial class Cpu
             if (_netHead is null) _netTail = null;
             endpoint.NetNext = null;
             endpoint.NetQueued = false;
+            Trace?.Record(Diagnostics.TraceEvent.IoReady, Id, Id, null, _endpoints.Count);
             Own.Running = endpoint; // stall watchdog
             try
             {

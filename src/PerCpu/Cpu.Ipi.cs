@@ -396,6 +396,47 @@ public sealed partial class Cpu
         self.WaitUntil(ref done, this, WaitReason.Sequence, sequence);
     }
 
+    /// <summary>
+    /// Completes once <paramref name="sequence"/> (from a send by the calling thread to this CPU) has run here and its
+    /// function has returned: <see cref="WaitFor(long)"/> without blocking a thread that is not a CPU.
+    /// <para>
+    /// From a thread that is not a CPU (the case it is for): returns a pending task at once if the message has not run,
+    /// completed by the thread pool when it has; no thread waits meanwhile, and there is no
+    /// <see cref="CpuRuntimeOptions.WaitTimeout"/>: pass a token to give up. On a CPU of this runtime it waits as
+    /// <see cref="WaitFor(long)"/> does (processing its own incoming IPIs) and returns a completed task.
+    /// </para>
+    /// </summary>
+    /// <param name="sequence">A value returned by a send from the calling thread (CPU) or from any non-CPU thread (inbox).</param>
+    /// <param name="cancellationToken">Stops the wait (the message itself still runs); the task is then cancelled.</param>
+    /// <returns>A task that completes when the message has run.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">No such sequence was ever sent: waiting would never end.</exception>
+    /// <exception cref="InvalidOperationException">Called on a CPU of another runtime.</exception>
+    public ValueTask WaitForAsync(long sequence, CancellationToken cancellationToken = default)
+    {
+        Cpu? self = t_current;
+        if (self != null && self._shared != _shared) throw ForeignCpu(self);
+        if (self != null)
+        {
+            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+            try
+            {
+                WaitFor(sequence);
+                return default;
+            }
+            catch (TimeoutException e)
+            {
+                return ValueTask.FromException(e);
+            }
+        }
+        long enqueued = Inbox.EnqueuedCount;
+        if (sequence > enqueued)
+            throw new ArgumentOutOfRangeException(nameof(sequence), sequence,
+                $"CPU {Id}'s inbox has accepted only {enqueued} messages; wait for a sequence returned by Send from a thread that is not a CPU.");
+        if (Inbox.Executed >= sequence) return default;
+        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+        return new ValueTask(Inbox.WaitForSequenceAsync(sequence, cancellationToken));
+    }
+
     private void WaitFromOutside(long sequence)
     {
         long enqueued = Inbox.EnqueuedCount;
@@ -411,6 +452,7 @@ public sealed partial class Cpu
             spinner.SpinOnce();
             CheckWait(start, ref warned, ExternalSource, WaitReason.InboxSequence, sequence, null, sequence - Inbox.Executed);
         }
+        _shared.Metrics?.RecordWait(ExternalSource, RuntimeMetrics.WaitKind.InboxSequence, start);
     }
 
     /// <summary>A condition a CPU spins on while it keeps draining its own IPIs.</summary>
@@ -491,6 +533,13 @@ public sealed partial class Cpu
                 else Thread.Yield();
                 if ((spins & 255) == 0) target.CheckWait(start, ref warned, Id, reason, detail, what, condition.Lag);
             }
+            _shared.Metrics?.RecordWait(Id, reason switch
+            {
+                WaitReason.RingRoom => RuntimeMetrics.WaitKind.RingRoom,
+                WaitReason.Sequence => RuntimeMetrics.WaitKind.Sequence,
+                WaitReason.InboxSequence => RuntimeMetrics.WaitKind.InboxSequence,
+                _ => RuntimeMetrics.WaitKind.Other,
+            }, start);
         }
         finally
         {
@@ -598,14 +647,16 @@ public sealed partial class Cpu
                 return 0;
             }
             Interlocked.Increment(ref external.FifoFull);
+            long start = Stopwatch.GetTimestamp();
             long deadline = Environment.TickCount64 + (long)shared.Options.WaitTimeout.TotalMilliseconds;
             while ((ticket = Inbox.TryEnqueue(func, arg1, arg2)) == 0)
             {
                 if (!Inbox.WaitForRoom(deadline))
                     throw new TimeoutException(
                         $"CPU {Id}'s inbox stayed full for {shared.Options.WaitTimeout.TotalSeconds:F1} s: CPU {Id} is probably stuck in a long-running function. " +
-                        "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout.");
+                        "Use TrySend to shed load, or raise CpuRuntimeOptions.WaitTimeout, or await InvokeAsync, which waits for room without blocking.");
             }
+            shared.Metrics?.RecordWait(ExternalSource, RuntimeMetrics.WaitKind.InboxRoom, start);
         }
         // Interlocked.Or is a full fence: the slot is visible before we read the state in TryWake.
         RaiseIpiBit(_externalBit);

@@ -94,7 +94,12 @@ public sealed partial class Cpu
             queue.Errors++;
             ReportException(e, ExternalSource);
         }
-        if (timing) queue.TimeTicks += Stopwatch.GetTimestamp() - start;
+        if (timing)
+        {
+            long ticks = Stopwatch.GetTimestamp() - start;
+            queue.TimeTicks += ticks;
+            _shared.Metrics?.RecordSoftInterrupt(Id, queue.Level, ticks);
+        }
         Trace?.Record(TraceEvent.SoftintExit, Id, Id, handle.Handler, (long)queue.Level);
         soft.Running = null;
         if (!blocked) FinishSoftInterrupt(soft, slot, handle);
@@ -176,6 +181,9 @@ public sealed partial class Cpu
 
     /// <summary>Queued soft interrupts that finished on this CPU (monotonic; a blocked asynchronous run only when it completes).</summary>
     private long FinishedSoftInterruptWork() => SharedSoftCpu is { } soft ? Volatile.Read(ref soft.Finished) : 0;
+
+    /// <summary>This CPU's soft interrupt counts at <paramref name="level"/> since it started, ignoring resets (for the meter's monotonic counters).</summary>
+    internal SoftInterruptStatistics GetSoftInterruptTotals(SoftLevel level) => SharedSoftCpu is { } soft ? soft.Levels[(int)level].Snapshot() : default;
 
     /// <summary>
     /// A snapshot of this CPU's soft interrupt statistics at <paramref name="level"/> (the seed's per-CPU, per-level

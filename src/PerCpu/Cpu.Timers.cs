@@ -105,13 +105,16 @@ public sealed partial class Cpu
         // The earliest deadline only moves down here; a stop leaves it low (one early look costs a clock read) and the
         // next softclock run recomputes it.
         if (due < Own.NextTimerDeadline) Own.NextTimerDeadline = due;
+        IoCounters.TimersArmed = _timers!.Count;
     }
 
     /// <summary>Owner: disarms <paramref name="node"/> (NetBSD <c>callout_stop</c>); true if it was armed, i.e. it will now never fire.</summary>
     internal bool DisarmTimer(TimerNode node)
     {
         Debug.Assert(t_current == this);
-        return _timers is { } wheel && node.IsArmed && wheel.Remove(node);
+        if (_timers is not { } wheel || !node.IsArmed || !wheel.Remove(node)) return false;
+        IoCounters.TimersArmed = wheel.Count;
+        return true;
     }
 
     private TimerWheel CreateTimers()
@@ -171,7 +174,10 @@ public sealed partial class Cpu
         Interlocked.MemoryBarrier();
         if (_shared.TimersFrozen) return;
         long now = Stopwatch.GetTimestamp();
+        long fired = wheel.Fired;
         wheel.Advance(now, TimerBatch);
+        IoCounters.TimersFired += wheel.Fired - fired;
+        IoCounters.TimersArmed = wheel.Count;
         Own.NextTimerDeadline = wheel.TryGetNextDeadline(out long next) ? next : long.MaxValue;
         // The budget ran out (or a callout re-armed into the past): more next pass, after the IPIs.
         if (Own.NextTimerDeadline <= now) ScheduleSoftInterrupt(_shared.SoftClock!);

@@ -170,7 +170,7 @@ public sealed partial class Cpu
         _outgoing = new IpiRing?[n];
         _flushList = new IpiRing[Math.Min(n, 8)];
         _overflowing = new IpiRing[Math.Min(n, 8)];
-        Inbox = new Inbox(shared.Options.InboxCapacity);
+        Inbox = new Inbox(this, shared.Options.InboxCapacity);
         Posts = new BoundedQueue<TaskItem>(shared.Options.InboxCapacity);
         _syncContext = new CpuSynchronizationContext(this);
         TaskSchedulerCore = new CpuTaskScheduler(this);

@@ -8,10 +8,13 @@ namespace PerCpu;
 public sealed partial class CpuRuntime
 {
     /// <summary>
-    /// <c>"PerCpu"</c>: the name of the <see cref="System.Diagnostics.Metrics.Meter"/> (instruments <c>percpu.ipi.sent</c>,
-    /// <c>percpu.ipi.fifo_full</c>, ..., tag <c>cpu</c>; <c>dotnet-counters monitor --counters PerCpu</c>, OpenTelemetry
-    /// <c>AddMeter("PerCpu")</c>) and of the <see cref="System.Diagnostics.Tracing.EventSource"/>
-    /// (<c>dotnet-trace collect --providers PerCpu</c>).
+    /// <c>"PerCpu"</c>: the name of the <see cref="System.Diagnostics.Metrics.Meter"/> (counters such as
+    /// <c>percpu.ipi.messages.sent</c>, histograms <c>percpu.wait.duration</c> and <c>percpu.softint.duration</c>, gauge
+    /// <c>percpu.inbox.depth</c>; attributes <c>percpu.cpu.id</c>, <c>percpu.sender</c>; <c>dotnet-counters monitor
+    /// --counters PerCpu</c>, OpenTelemetry <c>AddMeter("PerCpu")</c>) and of the
+    /// <see cref="System.Diagnostics.Tracing.EventSource"/> (keywords <c>0x1</c> trace points, <c>0x2</c> runtime events:
+    /// <c>dotnet-trace collect --providers PerCpu:0x2:4</c>). Every instrument, attribute, event and keyword is listed in
+    /// the repository's docs/diagnostics.md.
     /// </summary>
     public const string DiagnosticsName = "PerCpu";
 
@@ -162,6 +165,7 @@ public sealed partial class CpuRuntime
         // Touch the event source before taking any lock: its construction may call back into OnTracePointListenersChanged.
         PerCpuEventSource log = PerCpuEventSource.Log;
         _metrics = new RuntimeMetrics(this);
+        _shared.Metrics = _metrics;
         _stallWatchdog = StallWatchdog.Start(this); // its timer looks at CPUs that are not started yet as idle
         Warning += s_forwardWarning;
         UnhandledException += s_forwardException;

@@ -34,6 +34,14 @@ public sealed partial class CpuRuntime
         return new CpuListener(this, endpoint, handler, options);
     }
 
+    /// <summary>The socket and timer counters of every CPU, summed (totals since the runtime started). Any thread.</summary>
+    public CpuIoStatistics GetIoStatistics()
+    {
+        CpuIoStatistics total = default;
+        foreach (Cpu cpu in _cpus) total += cpu.GetIoStatistics();
+        return total;
+    }
+
     internal static void CheckIoSupported()
     {
         if (!SocketCalls.IsSupported)

@@ -22,6 +22,8 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         public Cpu[] Cpus = [];
         /// <summary>Outgoing rings by [source][target]: row s is CPU s's own array (it fills it lazily).</summary>
         public IpiRing?[][] Outgoing = [];
+        /// <summary>The meter's recording side (histograms); set once by the constructor, before any CPU thread starts, never changed.</summary>
+        public RuntimeMetrics? Metrics;
         /// <summary>Counters of sends from threads that are not CPUs (any thread, with atomics).</summary>
         public readonly CpuCounters External = new();
         /// <summary>Statistics at the last reset, by CPU id (index CpuCount: external); replaced whole, never mutated.</summary>
@@ -269,6 +271,54 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Completes once every CPU has processed everything sent to it before the call: <see cref="Synchronize"/> without
+    /// blocking a thread that is not a CPU. From such a thread it waits (without a thread) for each CPU's inbox to run
+    /// what it had accepted when the call was made (an <see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/>
+    /// still waiting for room is not yet accepted); there is no <see cref="CpuRuntimeOptions.WaitTimeout"/>, pass a
+    /// token to give up. On a CPU of this runtime it waits as <see cref="Synchronize"/> does and returns a completed task.
+    /// </summary>
+    /// <param name="cancellationToken">Stops the wait (the messages still run); the task is then cancelled.</param>
+    /// <returns>A task that completes when every CPU has caught up.</returns>
+    /// <exception cref="InvalidOperationException">Called on a CPU of another runtime.</exception>
+    public ValueTask SynchronizeAsync(CancellationToken cancellationToken = default)
+    {
+        Cpu? self = Cpu.Current;
+        if (self != null)
+        {
+            if (self.Runtime != this) throw _cpus[0].ForeignCpu(self);
+            if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+            try
+            {
+                Synchronize();
+                return default;
+            }
+            catch (TimeoutException e)
+            {
+                return ValueTask.FromException(e);
+            }
+        }
+        // Every target's mark is taken now, before any wait: what is sent while we wait is not waited for.
+        long[] marks = new long[_cpus.Length];
+        bool any = false;
+        for (int i = 0; i < _cpus.Length; i++)
+        {
+            long seq = _cpus[i].Inbox.EnqueuedCount;
+            if (seq > _cpus[i].Inbox.Executed)
+            {
+                marks[i] = seq;
+                any = true;
+            }
+        }
+        return any ? new ValueTask(SynchronizeFromOutsideAsync(marks, cancellationToken)) : default;
+    }
+
+    private async Task SynchronizeFromOutsideAsync(long[] marks, CancellationToken cancellationToken)
+    {
+        for (int i = 0; i < marks.Length; i++)
+            if (marks[i] != 0) await _cpus[i].WaitForAsync(marks[i], cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Statistics summed over every CPU and over calls from outside threads, since the last <see cref="ResetStatistics"/>.</summary>
     public CpuStatistics GetStatistics()
     {
@@ -277,7 +327,11 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
         return sum;
     }
 
-    /// <summary>Starts every count again from zero (counters are never written by other threads: the current values become the baseline).</summary>
+    /// <summary>
+    /// Starts every count of <see cref="GetStatistics"/> and <see cref="Cpu.GetStatistics"/> again from zero (counters
+    /// are never written by other threads: the current values become the baseline). The <c>PerCpu</c> meter's counters
+    /// are not reset: they report totals since the start, which never go backwards.
+    /// </summary>
     public void ResetStatistics()
     {
         var baselines = new CpuStatistics[_cpus.Length + 1];

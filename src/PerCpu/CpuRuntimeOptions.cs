@@ -20,7 +20,9 @@ public sealed class CpuRuntimeOptions
 
     /// <summary>
     /// Slots in each CPU's inbox for calls from threads that are not CPUs (thread pool, <c>Main</c>); a power of two,
-    /// at least 16. A full inbox makes such callers wait, so memory stays bounded. Defaults to 1024.
+    /// at least 16. A full inbox makes such callers wait (<see cref="Cpu.Send(Action{object?, long}, object?, long)"/>
+    /// blocks; <see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/> returns a pending task; TrySend fails), so
+    /// memory stays bounded. Defaults to 1024.
     /// </summary>
     public int InboxCapacity { get; set; } = 1024;
 

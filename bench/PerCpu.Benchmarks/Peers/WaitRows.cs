@@ -10,7 +10,11 @@ namespace PerCpu.Benchmarks.Peers;
 /// </summary>
 internal static class WaitRows
 {
-    /// <summary>Key of the awaited ThreadPool + TaskCompletionSource row: the InvokeAsync target's reference.</summary>
+    /// <summary>
+    /// Key of the awaited ThreadPool + TaskCompletionSource row. For information only: its work item, completion and
+    /// continuation usually run on one pool thread, so it never crosses threads; InvokeAsync's reference is
+    /// <see cref="DedicatedThreadRows.ChannelValueTaskSource"/>.
+    /// </summary>
     public const string ThreadPoolTcs = "net.tp.tcs";
 
     public static IEnumerable<BenchRow> Rows()
@@ -24,7 +28,7 @@ internal static class WaitRows
         };
         yield return new BenchRow
         {
-            Key = ThreadPoolTcs, Name = "ThreadPool item + TCS, awaited", Kind = RowKind.RoundTrip, Group = RowGroup.Peer,
+            Key = ThreadPoolTcs, Name = "ThreadPool item + TCS, awaited (for information: stays on one thread)", Kind = RowKind.RoundTrip, Group = RowGroup.Peer,
             CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 10_000_000,
             What = "async caller: new TaskCompletionSource, UnsafeQueueUserWorkItem(item, preferLocal: false), await tcs.Task; the item runs the function and SetResult",
             Run = ThreadPoolAwaited,

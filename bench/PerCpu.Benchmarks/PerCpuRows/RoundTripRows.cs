@@ -48,7 +48,7 @@ internal static class RoundTripRows
         {
             Key = "percpu.invoke", Name = "PerCpu InvokeAsync from a non-CPU thread", Kind = RowKind.RoundTrip, Group = RowGroup.PerCpu,
             CompareWith = "c.pingpong", QuickCount = 500, MaxCount = 10_000_000,
-            What = $"async loop started on a dedicated thread: await runtime[1].InvokeAsync(cached Action); default options (compare {WaitRows.ThreadPoolTcs})",
+            What = $"async loop started on a dedicated thread: await runtime[1].InvokeAsync(cached Action); default options (compare {DedicatedThreadRows.ChannelValueTaskSource})",
             Run = InvokeRun,
         };
     }

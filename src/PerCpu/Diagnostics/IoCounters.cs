@@ -22,6 +22,18 @@ internal sealed class IoCounters
     public long SendWaits;
     /// <summary>Connection handlers that threw (the connection was closed, the CPU went on).</summary>
     public long HandlerErrors;
+    /// <summary>Callouts fired by softclock, and armed now (Cpu.Timers.cs).</summary>
+    public long TimersFired;
+    public long TimersArmed;
+
+    public CpuIoStatistics Snapshot() => new()
+    {
+        ConnectionsAccepted = Volatile.Read(ref Accepted), ConnectionsOpened = Volatile.Read(ref Connected),
+        ConnectionsClosed = Volatile.Read(ref Closed), BytesReceived = Volatile.Read(ref BytesReceived),
+        BytesSent = Volatile.Read(ref BytesSent), ReceiveWaits = Volatile.Read(ref ReceiveWaits),
+        SendWaits = Volatile.Read(ref SendWaits), HandlerErrors = Volatile.Read(ref HandlerErrors),
+        TimersFired = Volatile.Read(ref TimersFired), TimersArmed = Volatile.Read(ref TimersArmed),
+    };
 #pragma warning disable CS0169, IDE0051
     private readonly long _pad8, _pad9, _pad10, _pad11, _pad12, _pad13, _pad14, _pad15;
 #pragma warning restore CS0169, IDE0051

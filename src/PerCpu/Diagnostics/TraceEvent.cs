@@ -25,4 +25,10 @@ internal enum TraceEvent : byte
     SoftintEntry,
     /// <summary>A soft interrupt handler returned.</summary>
     SoftintExit,
+    /// <summary>Softnet took an endpoint whose readiness the reactor reported (io_ready; arg: the CPU's open endpoints).</summary>
+    IoReady,
+    /// <summary>A connection's receive completed (io_receive; arg: bytes, 0 = end of stream, -1 = error).</summary>
+    IoReceive,
+    /// <summary>A connection's send completed after waiting for the peer (io_send; arg: 0, -1 = error).</summary>
+    IoSend,
 }

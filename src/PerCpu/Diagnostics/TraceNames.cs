@@ -9,7 +9,7 @@ internal static class TraceNames
     private static readonly string[] s_points =
     [
         "send_norm", "send_pasv", "send_nbio", "send_fail", "receive", "cpu_send", "send_end",
-        "sync_start", "sync_end", "softint_entry", "softint_exit",
+        "sync_start", "sync_end", "softint_entry", "softint_exit", "io_ready", "io_receive", "io_send",
     ];
 
     /// <summary>The KTR-style name of a trace point, for example <c>send_norm</c>.</summary>
@@ -21,6 +21,7 @@ internal static class TraceNames
         TraceEvent.SyncStart or TraceEvent.SyncEnd => "cpusync",
         TraceEvent.SoftintEntry or TraceEvent.SoftintExit => "softint",
         TraceEvent.CpuSend => "wake",
+        TraceEvent.IoReady or TraceEvent.IoReceive or TraceEvent.IoSend => "io",
         _ => "ipiq",
     };
 

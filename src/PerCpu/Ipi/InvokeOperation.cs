@@ -9,34 +9,56 @@ namespace PerCpu.Ipi;
 /// <summary>The result type of operations that return nothing.</summary>
 internal readonly struct VoidResult;
 
+/// <summary>The kinds of function <see cref="InvokeOperation{TState, T}"/> runs (with or without a state argument).</summary>
+internal enum InvokeKind : byte
+{
+    /// <summary><c>Func&lt;T&gt;</c> / <c>Func&lt;TState, T&gt;</c>.</summary>
+    Func,
+    /// <summary>Returns <c>ValueTask&lt;T&gt;</c>.</summary>
+    AsyncFunc,
+    /// <summary>Returns <c>Task&lt;T&gt;</c>.</summary>
+    TaskFunc,
+    /// <summary><c>Action</c> / <c>Action&lt;TState&gt;</c>.</summary>
+    Action,
+    /// <summary>Returns <c>ValueTask</c>.</summary>
+    AsyncAction,
+    /// <summary>Returns <c>Task</c>.</summary>
+    TaskAction,
+}
+
 /// <summary>
 /// One pooled <see cref="Cpu.InvokeAsync{T}(Func{T}, CancellationToken)"/> (Seastar's <c>submit_to</c>): the request
 /// travels to the target as an IPI, the result comes back to a calling CPU as an IPI through the reverse ring, or to
 /// any other caller through the thread pool (the operation is its own work item, so nothing is allocated). A version
-/// token guards against use after the awaiter returned it to the pool.
+/// token guards against use after the awaiter returned it to the pool. <typeparamref name="TState"/> is the type of
+/// the state argument of the state-passing overloads (<see cref="VoidResult"/> for the others): the state travels in
+/// the pooled operation, so a value type is not boxed.
 /// <para>
 /// Threads: the caller fills the request fields before the send and the target reads them after (ordered by the ring
 /// or inbox publication); the target writes the result before the reply IPI or the thread-pool queueing, which order it
-/// before the caller's read; <see cref="_continuation"/> is the one field both sides race on, with atomics.
+/// before the caller's read; <see cref="_continuation"/> is the one field both sides race on, with atomics. From a
+/// thread that is not a CPU, a call that finds the inbox full waits as an <see cref="InboxWaiter"/> (its base class)
+/// without blocking the caller; such an operation is not returned to the pool if its token can cancel it (a late
+/// cancellation callback must never find it reused).
 /// </para>
 /// </summary>
-internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource, IThreadPoolWorkItem
+internal sealed class InvokeOperation<TState, T> : InboxWaiter, IValueTaskSource<T>, IValueTaskSource, IThreadPoolWorkItem
 {
-    private enum Kind : byte { Func, AsyncFunc, Action, AsyncAction }
-
     private static readonly Action<object?> s_completed = static _ => throw new InvalidOperationException("completion sentinel");
-    private static readonly Action<object?, long> s_runOnTarget = static (op, _) => ((InvokeOperation<T>)op!).RunOnTarget();
-    private static readonly Action<object?, long> s_completeOnCaller = static (op, _) => ((InvokeOperation<T>)op!).SignalCompletion();
+    private static readonly Action<object?, long> s_runOnTarget = static (op, _) => ((InvokeOperation<TState, T>)op!).RunOnTarget();
+    private static readonly Action<object?, long> s_completeOnCaller = static (op, _) => ((InvokeOperation<TState, T>)op!).SignalCompletion();
 
     // ---- pool: a per-thread slot (CPU callers get theirs back on the same thread) and a small shared queue ----
-    [ThreadStatic] private static InvokeOperation<T>? t_cached;
-    private static readonly ConcurrentQueue<InvokeOperation<T>> s_pool = new();
+    [ThreadStatic] private static InvokeOperation<TState, T>? t_cached;
+    private static readonly ConcurrentQueue<InvokeOperation<TState, T>> s_pool = new();
     private static int s_poolCount;
     private const int MaxPooled = 256;
 
     // ---- request (caller writes, target reads) ----
     private object? _func;
-    private Kind _kind;
+    private TState? _state;
+    private InvokeKind _kind;
+    private bool _withState;
     private CancellationToken _cancellationToken;
     private Cpu? _caller;
     private Cpu? _target;
@@ -61,9 +83,9 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
     private ConfiguredValueTaskAwaitable.ConfiguredValueTaskAwaiter _innerVoidAwaiter;
     private Action? _onInnerCompleted;
 
-    private static InvokeOperation<T> Rent()
+    private static InvokeOperation<TState, T> Rent()
     {
-        InvokeOperation<T>? op = t_cached;
+        InvokeOperation<TState, T>? op = t_cached;
         if (op != null)
         {
             t_cached = null;
@@ -74,12 +96,22 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
             Interlocked.Decrement(ref s_poolCount);
             return op;
         }
-        return new InvokeOperation<T>();
+        return new InvokeOperation<TState, T>();
     }
 
     private void Return()
     {
+        if (Unpooled)
+        {
+            _version++; // a second await of the ValueTask is still refused
+            return; // see the class remarks: a cancellation callback may still hold it
+        }
         _func = null;
+        _state = default;
+        // State and the FIFO links are left alone: only the inbox writes them, under its lock (see Inbox.Pump).
+        WaitFunc = null;
+        WaitArg1 = null;
+        WaitInbox = null;
         _caller = _target = null;
         _cancellationToken = default;
         _result = default;
@@ -105,12 +137,19 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         }
     }
 
-    /// <summary>Starts the operation on <paramref name="target"/> and returns the operation's version for the ValueTask.</summary>
-    internal static InvokeOperation<T> Start(Cpu target, object func, byte kind, CancellationToken cancellationToken, out short version)
+    /// <summary>
+    /// Starts the operation on <paramref name="target"/> and returns the operation's version for the ValueTask. From a
+    /// CPU the request goes through the ring (a CPU that waits for room keeps draining its own queues); from any other
+    /// thread through the inbox, and if the inbox is full the operation waits for room without blocking the caller.
+    /// </summary>
+    internal static InvokeOperation<TState, T> Start(Cpu target, object func, InvokeKind kind, bool withState, TState? state,
+        CancellationToken cancellationToken, out short version)
     {
-        InvokeOperation<T> op = Rent();
+        InvokeOperation<TState, T> op = Rent();
         op._func = func;
-        op._kind = (Kind)kind;
+        op._kind = kind;
+        op._withState = withState;
+        op._state = state;
         op._cancellationToken = cancellationToken;
         op._target = target;
         Cpu? current = Cpu.Current;
@@ -118,17 +157,28 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         version = op._version;
         try
         {
-            target.Send(s_runOnTarget, op, 0);
+            if (current != null) target.Send(s_runOnTarget, op, 0); // another runtime's CPU: Send says why not
+            else
+            {
+                op.WaitFunc = s_runOnTarget;
+                op.WaitArg1 = op;
+                target.SendOrWaitFromOutside(op, cancellationToken);
+            }
         }
         catch
         {
-            op.Return();
+            op.Return(); // never published (the sends throw before they enqueue or wait)
             throw;
         }
         return op;
     }
 
-    internal const byte FuncKind = (byte)Kind.Func, AsyncFuncKind = (byte)Kind.AsyncFunc, ActionKind = (byte)Kind.Action, AsyncActionKind = (byte)Kind.AsyncAction;
+    /// <summary>The token fired while the call waited for inbox room: it never ran; the caller sees the cancellation.</summary>
+    internal override void OnWaitCanceled(CancellationToken cancellationToken)
+    {
+        _error = ExceptionDispatchInfo.Capture(new OperationCanceledException(cancellationToken));
+        Deliver();
+    }
 
     /// <summary>On the target CPU: runs the function (unless cancelled first) and sends the outcome back.</summary>
     private void RunOnTarget()
@@ -143,39 +193,25 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         {
             switch (_kind)
             {
-                case Kind.Func:
-                    _result = ((Func<T>)_func!)();
+                case InvokeKind.Func:
+                    _result = _withState ? ((Func<TState, T>)_func!)(_state!) : ((Func<T>)_func!)();
                     break;
-                case Kind.Action:
-                    ((Action)_func!)();
+                case InvokeKind.Action:
+                    if (_withState) ((Action<TState>)_func!)(_state!);
+                    else ((Action)_func!)();
                     break;
-                case Kind.AsyncFunc:
-                {
-                    ValueTask<T> task = ((Func<ValueTask<T>>)_func!)();
-                    if (!task.IsCompleted)
-                    {
-                        // Resume on this CPU (its SynchronizationContext is current), then deliver.
-                        _target!.CountAsyncStarted();
-                        _innerAwaiter = task.ConfigureAwait(true).GetAwaiter();
-                        _innerAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
-                        return;
-                    }
-                    _result = task.GetAwaiter().GetResult();
+                case InvokeKind.AsyncFunc:
+                    if (AwaitInner(_withState ? ((Func<TState, ValueTask<T>>)_func!)(_state!) : ((Func<ValueTask<T>>)_func!)())) return;
                     break;
-                }
-                case Kind.AsyncAction:
-                {
-                    ValueTask task = ((Func<ValueTask>)_func!)();
-                    if (!task.IsCompleted)
-                    {
-                        _target!.CountAsyncStarted();
-                        _innerVoidAwaiter = task.ConfigureAwait(true).GetAwaiter();
-                        _innerVoidAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
-                        return;
-                    }
-                    task.GetAwaiter().GetResult();
+                case InvokeKind.TaskFunc:
+                    if (AwaitInner(new ValueTask<T>((_withState ? ((Func<TState, Task<T>>)_func!)(_state!) : ((Func<Task<T>>)_func!)()) ?? throw NullTask()))) return;
                     break;
-                }
+                case InvokeKind.AsyncAction:
+                    if (AwaitInner(_withState ? ((Func<TState, ValueTask>)_func!)(_state!) : ((Func<ValueTask>)_func!)())) return;
+                    break;
+                case InvokeKind.TaskAction:
+                    if (AwaitInner(new ValueTask((_withState ? ((Func<TState, Task>)_func!)(_state!) : ((Func<Task>)_func!)()) ?? throw NullTask()))) return;
+                    break;
             }
         }
         catch (Exception e)
@@ -183,6 +219,41 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
             _error = ExceptionDispatchInfo.Capture(e);
         }
         Deliver();
+    }
+
+    private static InvalidOperationException NullTask() => new(
+        "The function given to InvokeAsync returned a null Task: return a Task (for example Task.CompletedTask), or make it an async method.");
+
+    /// <summary>
+    /// An asynchronous function returned <paramref name="task"/>: true if it is still running (the outcome is delivered
+    /// when it completes, resuming on this CPU, whose SynchronizationContext is current); false with the result stored
+    /// if it has completed (an exception propagates to the caller's catch).
+    /// </summary>
+    private bool AwaitInner(ValueTask<T> task)
+    {
+        if (task.IsCompleted)
+        {
+            _result = task.GetAwaiter().GetResult();
+            return false;
+        }
+        _target!.CountAsyncStarted();
+        _innerAwaiter = task.ConfigureAwait(true).GetAwaiter();
+        _innerAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
+        return true;
+    }
+
+    /// <inheritdoc cref="AwaitInner(ValueTask{T})"/>
+    private bool AwaitInner(ValueTask task)
+    {
+        if (task.IsCompleted)
+        {
+            task.GetAwaiter().GetResult();
+            return false;
+        }
+        _target!.CountAsyncStarted();
+        _innerVoidAwaiter = task.ConfigureAwait(true).GetAwaiter();
+        _innerVoidAwaiter.UnsafeOnCompleted(_onInnerCompleted ??= OnInnerCompleted);
+        return true;
     }
 
     private void OnInnerCompleted()
@@ -198,7 +269,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         }
         try
         {
-            if (_kind == Kind.AsyncFunc) _result = _innerAwaiter.GetResult();
+            if (_kind is InvokeKind.AsyncFunc or InvokeKind.TaskFunc) _result = _innerAwaiter.GetResult();
             else _innerVoidAwaiter.GetResult();
         }
         catch (Exception e)
@@ -213,7 +284,7 @@ internal sealed class InvokeOperation<T> : IValueTaskSource<T>, IValueTaskSource
         else Interlocked.Increment(ref target.Own.AsyncFinished); // cannot happen while the count says in flight; kept safe anyway
     }
 
-    private static readonly Action<object?> s_onInnerCompletedHome = static op => ((InvokeOperation<T>)op!).OnInnerCompleted();
+    private static readonly Action<object?> s_onInnerCompletedHome = static op => ((InvokeOperation<TState, T>)op!).OnInnerCompleted();
 
     /// <summary>On the target: hands the outcome to the caller's side.</summary>
     private void Deliver()

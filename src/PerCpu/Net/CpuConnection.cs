@@ -52,6 +52,10 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
 
     private EndPoint? _remote, _local;
 
+    /// <summary>The pipe view, created by the first read of <see cref="Transport"/>.</summary>
+    private ConnectionPipe? _pipe;
+    private Task? _pipeDisposal;
+
     // softnet queue (INetEndpoint)
     INetEndpoint? INetEndpoint.NetNext { get; set; }
     bool INetEndpoint.NetQueued { get; set; }
@@ -93,6 +97,25 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
             CheckOwner();
             if (_shutdown) return new CancellationToken(canceled: true);
             return (_closing ??= new CancellationTokenSource()).Token;
+        }
+    }
+
+    /// <summary>
+    /// The connection as an <see cref="System.IO.Pipelines.IDuplexPipe"/>, for parsers written against
+    /// System.IO.Pipelines: <c>Input</c> is filled by a receive loop and <c>Output</c> drained by a send loop, both on
+    /// this CPU (its continuations run here too), with one gathering send per flush and the writer paused past 64 KiB
+    /// unsent. Once read, use only the pipe: the loops own <see cref="ReceiveAsync"/> and <see cref="SendAsync(ReadOnlyMemory{byte}, CancellationToken)"/>.
+    /// Closing the connection first sends everything written to <c>Output</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not called on the owning CPU.</exception>
+    /// <exception cref="ObjectDisposedException">The connection was disposed.</exception>
+    public System.IO.Pipelines.IDuplexPipe Transport
+    {
+        get
+        {
+            CheckOwner();
+            ObjectDisposedException.ThrowIf(_closed, this);
+            return _pipe ??= new ConnectionPipe(this);
         }
     }
 
@@ -230,6 +253,11 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
             return _cpu.InvokeAsync(DisposeAsync); // a rare path: the method group allocates its delegate
         }
         if (_closed) return default;
+        if (_pipe is { } pipe)
+        {
+            // The pipe's send loop sends what was written to Output, then we close (once: later calls share it).
+            return new ValueTask(_pipeDisposal ??= pipe.CloseAsync());
+        }
         if (_send.Pending)
         {
             if (!_closeAfterSend)
@@ -241,6 +269,12 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         }
         Close(new SocketException((int)SocketError.OperationAborted));
         return default;
+    }
+
+    /// <summary>The pipe has sent everything written to it: close (a no-op if something closed us meanwhile).</summary>
+    internal void CloseAfterPipe()
+    {
+        if (!_closed) Close(new SocketException((int)SocketError.OperationAborted));
     }
 
     // ------------------------------------------------------------------ owner: readiness and softnet
@@ -264,6 +298,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (n < 0 && errno == SocketCalls.EAgain) return; // a spurious or write-side edge: keep waiting
         _receiveBuffer = default;
         EndCancellation(ref _receiveCancel, ref _receiveToken);
+        _cpu.Trace?.Record(Diagnostics.TraceEvent.IoReceive, _cpu.Id, _cpu.Id, null, n);
         if (n >= 0) _receive.Complete((int)n);
         else _receive.Fail(SocketCalls.Error(errno));
     }
@@ -273,6 +308,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         int errno = PushSend();
         if (errno == SocketCalls.EAgain) return;
         EndCancellation(ref _sendCancel, ref _sendToken);
+        _cpu.Trace?.Record(Diagnostics.TraceEvent.IoSend, _cpu.Id, _cpu.Id, null, errno == 0 ? 0 : -1);
         if (errno == 0) _send.Complete(0);
         else
         {

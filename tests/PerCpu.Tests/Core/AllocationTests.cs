@@ -104,4 +104,91 @@ public sealed class AllocationTests
         Assert.Equal(0, allocated);
         Assert.Equal(7_000, counter.Value);
     }
+
+    private readonly record struct Bump(Counter Counter, long Delta);
+
+    /// <summary>One delegate for warm-up and measurement: each static lambda in the source is its own delegate, created (64 B) at its first use.</summary>
+    private static readonly Func<Bump, long> s_bump = static b => b.Counter.Value += b.Delta;
+
+    /// <summary>
+    /// The state-passing form with a value-type state and a static lambda: nothing is boxed and no closure is made, on
+    /// either CPU (the state travels in the pooled operation).
+    /// </summary>
+    [Fact]
+    public async Task SteadyStateInvokeAsync_WithValueTypeState_CpuToCpu_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
+        var counter = new Counter();
+        Func<long> threadBytes = static () => GC.GetAllocatedBytesForCurrentThread();
+        (long caller, long target) = await Progress.Await(runtime[0].InvokeAsync(static async s =>
+        {
+            (Counter c, Func<long> bytes, CpuRuntime rt) = s;
+            Cpu other = rt[1];
+            var bump = new Bump(c, 1);
+            for (int i = 0; i < 20_000; i++) await other.InvokeAsync(s_bump, bump);
+            long targetBefore = await other.InvokeAsync(bytes);
+            long callerBefore = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 100_000; i++) await other.InvokeAsync(s_bump, bump);
+            long callerAfter = GC.GetAllocatedBytesForCurrentThread();
+            long targetAfter = await other.InvokeAsync(bytes);
+            return (callerAfter - callerBefore, targetAfter - targetBefore);
+        }, (counter, threadBytes, runtime)).AsTask(), Progress.Of(runtime));
+        Assert.Equal(0, caller);
+        Assert.Equal(0, target);
+        Assert.Equal(120_000, counter.Value);
+    }
+
+    /// <summary>As the outside-thread test above, with the state-passing form and a value-type state.</summary>
+    [Fact]
+    public async Task SteadyStateInvokeAsync_WithValueTypeState_FromOutsideThread_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
+        var counter = new Counter();
+        long allocated = await Progress.Await(Task.Factory.StartNew(() =>
+        {
+            static long Call(Cpu cpu, Bump bump)
+            {
+                ValueTask<long> call = cpu.InvokeAsync(s_bump, bump);
+                var spinner = new SpinWait();
+                while (!call.IsCompleted) spinner.SpinOnce(sleep1Threshold: -1);
+                return call.GetAwaiter().GetResult();
+            }
+            var bump = new Bump(counter, 1);
+            for (int i = 0; i < 2_000; i++) Call(runtime[1], bump);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5_000; i++) Call(runtime[1], bump);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }, TaskCreationOptions.LongRunning), Progress.Of(runtime));
+        Assert.Equal(0, allocated);
+        Assert.Equal(7_000, counter.Value);
+    }
+
+    /// <summary>
+    /// An outside caller that passes a cancellable token: a call that finds room is pooled like any other (only a call
+    /// that has to wait for room with such a token is not), so the steady state still allocates nothing.
+    /// </summary>
+    [Fact]
+    public async Task SteadyStateInvokeAsync_WithCancellableToken_FromOutsideThread_AllocatesNothing()
+    {
+        await using var runtime = TestUtil.Start(2, TestUtil.Quiet);
+        var counter = new Counter();
+        Func<long> bump = () => ++counter.Value;
+        using var cts = new CancellationTokenSource();
+        long allocated = await Progress.Await(Task.Factory.StartNew(() =>
+        {
+            static long Call(Cpu cpu, Func<long> f, CancellationToken token)
+            {
+                ValueTask<long> call = cpu.InvokeAsync(f, token);
+                var spinner = new SpinWait();
+                while (!call.IsCompleted) spinner.SpinOnce(sleep1Threshold: -1);
+                return call.GetAwaiter().GetResult();
+            }
+            for (int i = 0; i < 2_000; i++) Call(runtime[1], bump, cts.Token);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 5_000; i++) Call(runtime[1], bump, cts.Token);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        }, TaskCreationOptions.LongRunning), Progress.Of(runtime));
+        Assert.Equal(0, allocated);
+        Assert.Equal(7_000, counter.Value);
+    }
 }

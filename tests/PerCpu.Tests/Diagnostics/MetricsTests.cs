@@ -7,27 +7,37 @@ public sealed class MetricsTests
     /// <summary>Every instrument of the meter and the statistics field it must report.</summary>
     private static readonly Dictionary<string, Func<CpuStatistics, long>> s_fields = new()
     {
-        ["percpu.ipi.sent"] = s => s.Sent,
-        ["percpu.ipi.received"] = s => s.Received,
-        ["percpu.ipi.fifo_full"] = s => s.FifoFull,
-        ["percpu.ipi.wakes_avoided"] = s => s.Avoided,
-        ["percpu.ipi.passive"] = s => s.Passive,
-        ["percpu.ipi.send_failed"] = s => s.SendFailed,
-        ["percpu.ipi.wakes_sent"] = s => s.WakesSent,
-        ["percpu.ipi.wakes_received"] = s => s.WakesReceived,
-        ["percpu.errors"] = s => s.Errors,
-        ["percpu.cpusync.count"] = s => s.CpuSyncs,
+        ["percpu.ipi.messages.sent"] = s => s.Sent,
+        ["percpu.ipi.messages.received"] = s => s.Received,
+        ["percpu.ipi.full_waits"] = s => s.FifoFull,
+        ["percpu.ipi.avoided_wakes"] = s => s.Avoided,
+        ["percpu.ipi.passive_sends"] = s => s.Passive,
+        ["percpu.ipi.failed_sends"] = s => s.SendFailed,
+        ["percpu.ipi.wakes.sent"] = s => s.WakesSent,
+        ["percpu.ipi.wakes.received"] = s => s.WakesReceived,
+        ["percpu.exceptions"] = s => s.Errors,
+        ["percpu.cpusyncs"] = s => s.CpuSyncs,
         ["percpu.stalls"] = s => s.Stalls,
     };
 
     /// <summary>The soft interrupt instruments (tags cpu and level) and the field each reports.</summary>
     private static readonly Dictionary<string, Func<SoftInterruptStatistics, long>> s_softFields = new()
     {
-        ["percpu.softint.count"] = s => s.Count,
+        ["percpu.softint.runs"] = s => s.Count,
         ["percpu.softint.blocks"] = s => s.Blocks,
     };
 
-    private static IEnumerable<string> AllInstruments => s_fields.Keys.Concat(s_softFields.Keys).Order();
+    /// <summary>The histograms (unit s) and gauges.</summary>
+    private static readonly string[] s_histograms = ["percpu.softint.duration", "percpu.wait.duration"];
+    private static readonly string[] s_gauges = ["percpu.inbox.depth", "percpu.inbox.waiting_calls"];
+
+    private static IEnumerable<string> AllInstruments => s_fields.Keys.Concat(s_softFields.Keys).Concat(s_histograms).Concat(s_gauges).Order();
+
+    /// <summary>The socket and timer instruments (percpu.io.*, percpu.timer.*): tested in Net/IoMetricsTests.</summary>
+    internal static bool IsIo(string name) => name.StartsWith("percpu.io.", StringComparison.Ordinal) || name.StartsWith("percpu.timer.", StringComparison.Ordinal);
+
+    /// <summary>How <see cref="Recorder"/> reports a measurement with <c>percpu.sender=outside</c> (and no CPU id).</summary>
+    internal const int Outside = -1;
 
     /// <summary>Listens to one runtime's meter only (other tests' runtimes publish meters of the same name).</summary>
     internal sealed class Recorder : IDisposable
@@ -35,6 +45,8 @@ public sealed class MetricsTests
         private readonly MeterListener _listener = new();
         public readonly List<(string Instrument, int Cpu, long Value)> Measurements = [];
         public readonly List<(string Instrument, int Cpu, string Level, long Value)> SoftMeasurements = [];
+        /// <summary>Histogram measurements: every attribute, by name.</summary>
+        public readonly List<(string Instrument, double Value, Dictionary<string, object?> Tags)> Recorded = [];
         public readonly HashSet<string> Published = [];
         public readonly HashSet<string> Completed = [];
         private readonly object _gate = new();
@@ -44,7 +56,8 @@ public sealed class MetricsTests
             Meter meter = runtime.Meter;
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (!ReferenceEquals(instrument.Meter, meter)) return;
+                // The socket and timer instruments have their own tests (Net/IoMetricsTests).
+                if (!ReferenceEquals(instrument.Meter, meter) || IsIo(instrument.Name)) return;
                 lock (_gate) Published.Add(instrument.Name);
                 listener.EnableMeasurementEvents(instrument);
             };
@@ -58,16 +71,31 @@ public sealed class MetricsTests
                 string? level = null;
                 foreach (KeyValuePair<string, object?> tag in tags)
                 {
-                    if (tag.Key == "cpu") cpu = (int)tag.Value!;
-                    else if (tag.Key == "level") level = (string)tag.Value!;
+                    if (tag.Key == "percpu.cpu.id") cpu = (int)tag.Value!;
+                    else if (tag.Key == "percpu.sender") cpu = Assert.IsType<string>(tag.Value) == "outside" ? Outside : throw new Xunit.Sdk.XunitException($"percpu.sender={tag.Value}");
+                    else if (tag.Key == "percpu.softint.level") level = (string)tag.Value!;
+                    else throw new Xunit.Sdk.XunitException($"unexpected attribute {tag.Key} on {instrument.Name}");
                 }
+                Assert.NotEqual(int.MinValue, cpu); // every measurement says whose it is
                 lock (_gate)
                 {
                     if (level != null) SoftMeasurements.Add((instrument.Name, cpu, level, value));
                     else Measurements.Add((instrument.Name, cpu, value));
                 }
             });
+            _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+            {
+                var all = new Dictionary<string, object?>();
+                foreach (KeyValuePair<string, object?> tag in tags) all[tag.Key] = tag.Value;
+                lock (_gate) Recorded.Add((instrument.Name, value, all));
+            });
             _listener.Start();
+        }
+
+        /// <summary>The histogram measurements so far.</summary>
+        public List<(string Instrument, double Value, Dictionary<string, object?> Tags)> Histograms()
+        {
+            lock (_gate) return [.. Recorded];
         }
 
         public List<(string Instrument, int Cpu, long Value)> Collect()
@@ -81,6 +109,12 @@ public sealed class MetricsTests
             lock (_gate) return [.. Measurements];
         }
 
+        /// <summary>A gauge's value for <paramref name="cpu"/> in the last <see cref="Collect"/>.</summary>
+        public long Gauge(string instrument, int cpu)
+        {
+            lock (_gate) return Measurements.Single(m => m.Instrument == instrument && m.Cpu == cpu).Value;
+        }
+
         /// <summary>The soft interrupt measurements of the last <see cref="Collect"/>.</summary>
         public List<(string Instrument, int Cpu, string Level, long Value)> Soft()
         {
@@ -90,20 +124,27 @@ public sealed class MetricsTests
         public void Dispose() => _listener.Dispose();
     }
 
-    /// <summary>Asserts that every instrument reports, for every CPU and for outside threads, what the statistics API says.</summary>
+    /// <summary>
+    /// Asserts that every instrument reports, for every CPU and for outside threads, what the statistics API says (its
+    /// totals since the start: the meter ignores <see cref="CpuRuntime.ResetStatistics"/>).
+    /// </summary>
     internal static void AssertMeterMatchesStatistics(CpuRuntime runtime, List<(string Instrument, int Cpu, long Value)> measured)
     {
-        CpuStatistics total = runtime.GetStatistics();
-        CpuStatistics external = runtime.GetExternalStatistics();
+        CpuStatistics external = runtime.Internals.External.Snapshot();
         foreach ((string name, Func<CpuStatistics, long> field) in s_fields)
         {
             var mine = measured.Where(m => m.Instrument == name).ToList();
+            CpuStatistics total = external;
             for (int cpu = 0; cpu < runtime.CpuCount; cpu++)
-                Assert.Equal((name, cpu, field(runtime[cpu].GetStatistics())), mine.Single(m => m.Cpu == cpu));
-            long externalValue = mine.Where(m => m.Cpu == -1).Sum(m => m.Value);
+            {
+                CpuStatistics totals = runtime[cpu].Counters.Snapshot();
+                total += totals;
+                Assert.Equal((name, cpu, field(totals)), mine.Single(m => m.Cpu == cpu));
+            }
+            long externalValue = mine.Where(m => m.Cpu == Outside).Sum(m => m.Value);
             Assert.Equal((name, field(external)), (name, externalValue));
             Assert.Equal((name, field(total)), (name, mine.Sum(m => m.Value)));
-            Assert.All(mine, m => Assert.InRange(m.Cpu, -1, runtime.CpuCount - 1));
+            Assert.All(mine, m => Assert.InRange(m.Cpu, Outside, runtime.CpuCount - 1));
         }
     }
 
@@ -116,7 +157,7 @@ public sealed class MetricsTests
             Assert.Equal(runtime.CpuCount * 4, mine.Count);
             for (int cpu = 0; cpu < runtime.CpuCount; cpu++)
                 foreach (SoftLevel level in Enum.GetValues<SoftLevel>())
-                    Assert.Equal((name, cpu, level.ToString().ToLowerInvariant(), field(runtime[cpu].GetSoftInterruptStatistics(level))),
+                    Assert.Equal((name, cpu, level.ToString().ToLowerInvariant(), field(runtime[cpu].GetSoftInterruptTotals(level))),
                         mine.Single(m => m.Cpu == cpu && m.Level == level.ToString().ToLowerInvariant()));
         }
     }
@@ -146,13 +187,13 @@ public sealed class MetricsTests
         List<(string Instrument, int Cpu, long Value)> measured = recorder.Collect();
         AssertMeterMatchesStatistics(runtime, measured);
         // Not vacuous: the exchange moved these, on these CPUs.
-        Assert.Contains(("percpu.ipi.sent", -1, 1L), measured);
-        Assert.Contains(("percpu.ipi.passive", 0, 1L), measured);
-        Assert.Contains(("percpu.ipi.send_failed", 0, 1L), measured);
-        Assert.Contains(("percpu.ipi.received", 0, 1L), measured);
-        Assert.Contains(("percpu.ipi.received", 1, 10L), measured); // send, passive, the thrower, 7 try-sends (ring at 10 of 16)
-        Assert.Contains(("percpu.errors", 1, 1L), measured);
-        Assert.Contains(("percpu.ipi.sent", 0, 11L), measured); // the refused try-send counts as sent, like ipiq_count
+        Assert.Contains(("percpu.ipi.messages.sent", Outside, 1L), measured);
+        Assert.Contains(("percpu.ipi.passive_sends", 0, 1L), measured);
+        Assert.Contains(("percpu.ipi.failed_sends", 0, 1L), measured);
+        Assert.Contains(("percpu.ipi.messages.received", 0, 1L), measured);
+        Assert.Contains(("percpu.ipi.messages.received", 1, 10L), measured); // send, passive, the thrower, 7 try-sends (ring at 10 of 16)
+        Assert.Contains(("percpu.exceptions", 1, 1L), measured);
+        Assert.Contains(("percpu.ipi.messages.sent", 0, 11L), measured); // the refused try-send counts as sent, like ipiq_count
     }
 
     [Fact]
@@ -173,11 +214,11 @@ public sealed class MetricsTests
         recorder.Collect();
         List<(string Instrument, int Cpu, string Level, long Value)> soft = recorder.Soft();
         AssertSoftMeterMatchesStatistics(runtime, soft);
-        Assert.Contains(("percpu.softint.count", 1, "serial", 1L), soft);
-        Assert.Contains(("percpu.softint.count", 1, "bio", 1L), soft);
+        Assert.Contains(("percpu.softint.runs", 1, "serial", 1L), soft);
+        Assert.Contains(("percpu.softint.runs", 1, "bio", 1L), soft);
         Assert.Contains(("percpu.softint.blocks", 1, "bio", 1L), soft);
         Assert.Contains(("percpu.softint.blocks", 0, "bio", 1L), soft);
-        Assert.Contains(("percpu.softint.count", 0, "serial", 0L), soft);
+        Assert.Contains(("percpu.softint.runs", 0, "serial", 0L), soft);
     }
 
     /// <summary>
@@ -191,17 +232,23 @@ public sealed class MetricsTests
     }
 
     [Fact]
-    public async Task Meter_FollowsResetStatistics_LikeTheStatisticsApi()
+    public async Task ResetStatistics_NeverMakesACounterGoBackwards()
     {
         await using var runtime = CpuRuntime.StartManual(new CpuRuntimeOptions { CpuCount = 2 });
         using var recorder = new Recorder(runtime);
         runtime[1].Send(s_noop);
         runtime[1].RunOnce();
-        Assert.Contains(("percpu.ipi.received", 1, 1L), recorder.Collect());
+        List<(string Instrument, int Cpu, long Value)> before = recorder.Collect();
+        Assert.Contains(("percpu.ipi.messages.received", 1, 1L), before);
         runtime.ResetStatistics();
-        List<(string Instrument, int Cpu, long Value)> measured = recorder.Collect();
-        AssertMeterMatchesStatistics(runtime, measured);
-        Assert.All(measured, m => Assert.Equal(0, m.Value));
+        Assert.Equal(0, runtime[1].GetStatistics().Received); // the statistics API starts again from zero...
+        List<(string Instrument, int Cpu, long Value)> after = recorder.Collect();
+        Assert.Equal(before.Order(), after.Order()); // ...the published counters do not move
+        AssertMeterMatchesStatistics(runtime, after);
+        runtime[1].Send(s_noop);
+        runtime[1].RunOnce();
+        Assert.Contains(("percpu.ipi.messages.received", 1, 2L), recorder.Collect());
+        Assert.Equal(1, runtime[1].GetStatistics().Received);
     }
 
     [Fact]
@@ -226,17 +273,106 @@ public sealed class MetricsTests
         {
             InstrumentPublished = (instrument, _) =>
             {
-                if (ReferenceEquals(instrument.Meter, runtime.Meter)) instruments.Add(instrument);
+                if (ReferenceEquals(instrument.Meter, runtime.Meter) && !IsIo(instrument.Name)) instruments.Add(instrument);
             },
         };
         listener.Start();
         Assert.Equal(AllInstruments, instruments.Select(i => i.Name).Order());
         Assert.All(instruments, i =>
         {
-            Assert.IsType<ObservableCounter<long>>(i);
-            Assert.StartsWith("{", i.Unit);
+            if (s_histograms.Contains(i.Name))
+            {
+                Assert.IsType<Histogram<double>>(i);
+                Assert.Equal("s", i.Unit);
+            }
+            else
+            {
+                if (s_gauges.Contains(i.Name)) Assert.IsType<ObservableGauge<long>>(i);
+                else
+                {
+                    Assert.IsType<ObservableCounter<long>>(i);
+                    // OpenTelemetry: a monotonic counter is named for what it counts, in the plural, not "….count".
+                    Assert.False(i.Name.EndsWith(".count", StringComparison.Ordinal), i.Name);
+                }
+                Assert.StartsWith("{", i.Unit);
+            }
+            Assert.StartsWith("percpu.", i.Name);
             Assert.False(string.IsNullOrWhiteSpace(i.Description));
         });
+    }
+
+    [Fact]
+    public async Task WaitHistogram_RecordsAWaitForInboxRoom_AndAnOutsideWaitFor()
+    {
+        await using var runtime = TestUtil.Start(2, o => o.InboxCapacity = 16);
+        using var recorder = new Recorder(runtime);
+        using var gate = new ManualResetEventSlim();
+        TestUtil.Block(runtime[1], gate);
+        long seq = 0;
+        while (runtime[1].TrySend(s_noop)) seq = runtime[1].Inbox.EnqueuedCount;
+        ValueTask<int> waiting = runtime[1].InvokeAsync(static () => 1); // the inbox is full: it waits for room
+        recorder.Collect();
+        Assert.Equal(1, recorder.Gauge("percpu.inbox.waiting_calls", 1));
+        Assert.Equal(16, recorder.Gauge("percpu.inbox.depth", 1));
+        ValueTask sequenceWait = runtime[1].WaitForAsync(seq);
+        Assert.False(sequenceWait.IsCompleted);
+        gate.Set();
+        Assert.Equal(1, await waiting.AsTask().WithHangDetector());
+        await sequenceWait.AsTask().WithHangDetector();
+        await runtime[1].InvokeAsync(static () => { }).AsTask().WithHangDetector();
+        var waits = recorder.Histograms().Where(h => h.Instrument == "percpu.wait.duration").ToList();
+        Assert.Contains(waits, h => Equals(h.Tags["percpu.wait.reason"], "inbox_room") && Equals(h.Tags["percpu.sender"], "outside") && h.Value > 0);
+        Assert.Contains(waits, h => Equals(h.Tags["percpu.wait.reason"], "inbox_sequence") && Equals(h.Tags["percpu.sender"], "outside") && h.Value > 0);
+        Assert.All(waits, h => Assert.False(h.Tags.ContainsKey("percpu.cpu.id")));
+        recorder.Collect();
+        Assert.Equal(0, recorder.Gauge("percpu.inbox.depth", 1));
+        Assert.Equal(0, recorder.Gauge("percpu.inbox.waiting_calls", 1));
+    }
+
+    [Fact]
+    public async Task WaitHistogram_RecordsACpuWaitingForASequence()
+    {
+        await using var runtime = TestUtil.Start(2);
+        using var recorder = new Recorder(runtime);
+        using var gate = new ManualResetEventSlim();
+        TestUtil.Block(runtime[1], gate);
+        // CPU 0 sends to the held CPU 1 and waits for it: a wait that certainly waits (until the gate opens).
+        using var sent = new ManualResetEventSlim();
+        ValueTask wait = runtime[0].InvokeAsync(static s =>
+        {
+            Cpu target = Cpu.Current!.Runtime[1];
+            long seq = target.Send(s_noop);
+            s.Set();
+            target.WaitFor(seq); // CPU 1 is held: this waits until the gate opens
+        }, sent);
+        sent.WaitOrFail("CPU 0 to send");
+        gate.Set();
+        await wait.AsTask().WithHangDetector();
+        Assert.Contains(recorder.Histograms(), h => h.Instrument == "percpu.wait.duration" && Equals(h.Tags["percpu.wait.reason"], "sequence")
+            && Equals(h.Tags["percpu.cpu.id"], 0) && h.Value > 0);
+    }
+
+    [Fact]
+    public async Task SoftInterruptHistogram_RecordsRuns_OnlyWithTiming()
+    {
+        foreach (bool timing in new[] { false, true })
+        {
+            await using var runtime = TestUtil.Start(2, o => o.SoftInterruptTiming = timing);
+            using var recorder = new Recorder(runtime);
+            SoftInterrupt serial = runtime.Establish(SoftLevel.Net, static _ => Thread.SpinWait(100));
+            await runtime[1].InvokeAsync(static s => s.Schedule(), serial).AsTask().WithHangDetector();
+            await WaitUntilQuiescent(runtime);
+            var runs = recorder.Histograms().Where(h => h.Instrument == "percpu.softint.duration").ToList();
+            if (!timing)
+            {
+                Assert.Empty(runs);
+                continue;
+            }
+            var run = Assert.Single(runs);
+            Assert.Equal(1, run.Tags["percpu.cpu.id"]);
+            Assert.Equal("net", run.Tags["percpu.softint.level"]);
+            Assert.True(run.Value > 0);
+        }
     }
 }
 

@@ -187,12 +187,14 @@ public sealed class ConnectionFailureTests
         await using var runtime = TestUtil.Start(2);
         using var cts = new CancellationTokenSource();
         var pending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var (listener, outcome) = ListenOnce(runtime, async connection =>
         {
             var buffer = new byte[4];
             ValueTask<int> receive = connection.ReceiveAsync(buffer, cts.Token);
             pending.SetResult();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await receive);
+            cancelled.SetResult();
             int n = await connection.ReceiveAsync(buffer); // a new receive after the cancelled one
             return n;
         });
@@ -201,7 +203,7 @@ public sealed class ConnectionFailureTests
             using Socket client = await ConnectAsync(listener.LocalEndPoint);
             await pending.Task.WithHangDetector();
             cts.Cancel(); // from this thread: the cancellation goes to the connection's CPU
-            await Task.Yield();
+            await cancelled.Task.WithHangDetector(); // (data sent before it lands would complete the receive instead)
             await client.SendAsync(new byte[] { 9, 9 }, SocketFlags.None);
             Assert.Equal(2, await outcome.WithHangDetector());
         }

