@@ -6,7 +6,8 @@ namespace PerCpu.Cli;
 
 /// <summary>
 /// The <c>percpu</c> commands: <c>demo</c> (a live view of a runtime under a workload that uses every mechanism),
-/// <c>trace</c> (the same, recorded into a Chrome trace), <c>bench</c> (the benchmark suite of a source tree).
+/// <c>trace</c> (the same, recorded into a Chrome trace), <c>bench</c> (the benchmark suite of a source tree),
+/// <c>kv</c> (percpu-kv, the Redis-protocol server of src/PerCpu.Kv).
 /// </summary>
 internal static class CliApp
 {
@@ -104,9 +105,20 @@ internal static class CliApp
         };
         bench.SetAction((parse, ct) => BenchRunner.RunAsync(parse.UnmatchedTokens, console, ct));
 
+        var kv = new Command("kv",
+            "Run percpu-kv, the shard-per-CPU Redis-protocol server on PerCpu sockets, until Ctrl+C " +
+            "(options: --port, --bind, --cpus, --dir, --appendfsync, --maxclients, ...; 'percpu kv -- --help' lists them).")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        // Its own parser (shared with the percpu-kv program) reads every token after 'kv', --help included.
+        kv.Options.Clear();
+        kv.SetAction((parse, _) => Kv.KvProgram.RunAsync([.. parse.UnmatchedTokens]));
+
         root.Subcommands.Add(demo);
         root.Subcommands.Add(trace);
         root.Subcommands.Add(bench);
+        root.Subcommands.Add(kv);
         return root;
     }
 }
