@@ -19,20 +19,24 @@ public sealed partial class CpuRuntime
 
         internal SoftInterrupt? SoftClock => Volatile.Read(ref _softClock);
 
-        private readonly Lock _softClockLock = new();
+        private readonly Lock _establishLock = new();
 
         /// <summary>The softclock handle, established on first use (a lock, once per runtime).</summary>
-        internal SoftInterrupt GetSoftClock(CpuRuntime runtime)
+        internal SoftInterrupt GetSoftClock(CpuRuntime runtime) => Volatile.Read(ref _softClock) ?? Establish(runtime, ref _softClock, SoftLevel.Clock, s_softclock);
+
+        /// <summary>
+        /// Establishes a runtime-wide handle into <paramref name="field"/> once: under a lock (the first use on any CPU),
+        /// published with a release store so that a CPU reading it sees a complete handle.
+        /// </summary>
+        private SoftInterrupt Establish(CpuRuntime runtime, ref SoftInterrupt? field, SoftLevel level, Action<object?> handler)
         {
-            SoftInterrupt? handle = SoftClock;
-            if (handle != null) return handle;
-            lock (_softClockLock)
+            lock (_establishLock)
             {
-                handle = _softClock;
+                SoftInterrupt? handle = field;
                 if (handle == null)
                 {
-                    handle = runtime.EstablishInternal(SoftLevel.Clock, s_softclock);
-                    Volatile.Write(ref _softClock, handle); // release: the handle is complete before a CPU reads it
+                    handle = runtime.EstablishInternal(level, handler);
+                    Volatile.Write(ref field, handle);
                 }
                 return handle;
             }
@@ -47,21 +51,7 @@ public sealed partial class CpuRuntime
         private SoftInterrupt? _softNet;
 
         /// <summary>The softnet handle, established on first use (a lock, once per runtime).</summary>
-        internal SoftInterrupt GetSoftNet(CpuRuntime runtime)
-        {
-            SoftInterrupt? handle = Volatile.Read(ref _softNet);
-            if (handle != null) return handle;
-            lock (_softClockLock)
-            {
-                handle = _softNet;
-                if (handle == null)
-                {
-                    handle = runtime.EstablishInternal(SoftLevel.Net, s_softnet);
-                    Volatile.Write(ref _softNet, handle); // release: the handle is complete before a CPU reads it
-                }
-                return handle;
-            }
-        }
+        internal SoftInterrupt GetSoftNet(CpuRuntime runtime) => Volatile.Read(ref _softNet) ?? Establish(runtime, ref _softNet, SoftLevel.Net, s_softnet);
 
         private static readonly Action<object?> s_softnet = static _ => Cpu.Current!.RunSoftNet();
 
