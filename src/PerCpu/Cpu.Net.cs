@@ -15,14 +15,13 @@ public sealed partial class Cpu
     /// <exception cref="ArgumentNullException"><paramref name="endpoint"/> is null.</exception>
     /// <exception cref="SocketException">The connection failed (<see cref="SocketError.ConnectionRefused"/>, unreachable, ...).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled before the connection was established.</exception>
-    /// <exception cref="PlatformNotSupportedException">Not on Linux with epoll.</exception>
     public ValueTask<CpuConnection> ConnectTcpAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        CpuRuntime.CheckIoSupported();
         if (t_current != this) return InvokeAsync(() => ConnectTcpAsync(endpoint, cancellationToken), cancellationToken);
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<CpuConnection>(cancellationToken);
         _shared.IoUsed = true;
+        if (!Runtime.UsesReactor) return SocketBackend.ConnectAsync(this, endpoint, cancellationToken);
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {

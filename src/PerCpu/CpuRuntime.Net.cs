@@ -17,14 +17,12 @@ public sealed partial class CpuRuntime
     /// <exception cref="ArgumentNullException"><paramref name="endpoint"/> or <paramref name="handler"/> is null.</exception>
     /// <exception cref="ArgumentException"><see cref="CpuListenerOptions.Cpus"/> names no CPU or one this runtime does not have.</exception>
     /// <exception cref="System.Net.Sockets.SocketException">The address cannot be bound (in use, not local, permission).</exception>
-    /// <exception cref="PlatformNotSupportedException">Not on Linux with epoll (the other backends are not written yet).</exception>
     /// <exception cref="ObjectDisposedException">The runtime is being disposed.</exception>
     public CpuListener ListenTcp(IPEndPoint endpoint, Func<CpuConnection, ValueTask> handler, CpuListenerOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(handler);
         ObjectDisposedException.ThrowIf(_shared.Disposing, this);
-        CheckIoSupported();
         options ??= new CpuListenerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Backlog, 1, "options.Backlog");
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConnections, 1, "options.MaxConnections");
@@ -42,11 +40,13 @@ public sealed partial class CpuRuntime
         return total;
     }
 
-    internal static void CheckIoSupported()
-    {
-        if (!SocketCalls.IsSupported)
-            throw new PlatformNotSupportedException("CPU-owned sockets need Linux epoll (x86-64 or arm64) today; the Socket-based backend for other systems is not written yet.");
-    }
+    /// <summary>
+    /// True where CPU-owned sockets run on each CPU's epoll reactor (Linux x86-64/arm64); elsewhere (or with the
+    /// <see cref="CpuRuntimeOptions.SocketBackend"/> test hook) on the portable backend: .NET's asynchronous
+    /// <see cref="System.Net.Sockets.Socket"/>, whose completions run on the thread pool and post the awaiting
+    /// continuation to the owning CPU (functionally the same, one hop slower per operation).
+    /// </summary>
+    internal bool UsesReactor => SocketCalls.IsSupported && !_shared.Options.SocketBackend;
 
     internal sealed partial class Shared
     {

@@ -138,4 +138,10 @@ public sealed class CpuRuntimeOptions
                 "that Task.Wait, ManualResetEventSlim.Wait and Monitor.Wait accept, and the runtime passes this setting to such waits. " +
                 $"Use at most TimeSpan.FromMilliseconds(int.MaxValue){alternative}: a value that long already means practically never.");
     }
+
+    /// <summary>
+    /// Test hook: CPU-owned sockets use the portable backend (.NET's asynchronous <see cref="System.Net.Sockets.Socket"/>,
+    /// completions posted to the owning CPU) even where the epoll reactor is available.
+    /// </summary>
+    internal bool SocketBackend { get; set; }
 }

@@ -28,6 +28,15 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     private readonly int _fd;
     private readonly ReactorRegistration _registration;
 
+    /// <summary>False on the portable backend (<see cref="SocketBackend"/>): no reactor, .NET's async socket calls.</summary>
+    private readonly bool _reactorMode;
+
+    /// <summary>Portable backend: cancelled at the runtime's shutdown to end a pending receive. Owner only.</summary>
+    internal readonly CancellationTokenSource? ReceiveAbort;
+
+    /// <summary>Portable backend: a send is in flight (set and cleared on the owning CPU by <see cref="SocketBackend"/>).</summary>
+    internal bool SocketSendPending;
+
     /// <summary>The handler's listener, null for an outbound connection.</summary>
     internal readonly CpuListener? Listener;
 
@@ -69,15 +78,23 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         _receive = new IoOperation(cpu);
         _send = new IoOperation(cpu);
         _close = new IoOperation(cpu);
-        _fd = (int)socket.SafeHandle.DangerousGetHandle();
-        // Edge-triggered, both directions at once: no epoll_ctl per operation. An edge that comes while nothing is
-        // pending is ignored, which is safe because every operation tries the syscall before it waits.
-        _registration = cpu.Reactor.Register(socket.SafeHandle, this, IoEvents.Readable | IoEvents.Writable | IoEvents.ReadHangup);
+        _reactorMode = cpu.Runtime.UsesReactor;
+        if (_reactorMode)
+        {
+            _fd = (int)socket.SafeHandle.DangerousGetHandle();
+            // Edge-triggered, both directions at once: no epoll_ctl per operation. An edge that comes while nothing is
+            // pending is ignored, which is safe because every operation tries the syscall before it waits.
+            _registration = cpu.Reactor.Register(socket.SafeHandle, this, IoEvents.Readable | IoEvents.Writable | IoEvents.ReadHangup);
+        }
+        else ReceiveAbort = new CancellationTokenSource();
         cpu.AddEndpoint(this);
     }
 
     /// <summary>The CPU that owns this connection: the only thread that may use it.</summary>
     public Cpu Cpu => _cpu;
+
+    /// <summary>The socket (the portable backend's calls go through it).</summary>
+    internal Socket Socket => _socket;
 
     /// <summary>The peer's address (null if the socket could not tell).</summary>
     public EndPoint? RemoteEndPoint => _remote ??= TryGet(static s => s.RemoteEndPoint, _socket);
@@ -140,6 +157,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (_receive.Pending) throw new InvalidOperationException("A receive is already pending on this connection: await it before starting the next.");
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<int>(cancellationToken);
         if (_shutdown) return ValueTask.FromException<int>(ShutdownError());
+        if (!_reactorMode) return SocketBackend.ReceiveAsync(this, buffer, cancellationToken);
         nint n = Recv(buffer.Span, out int errno);
         if (n >= 0) return new ValueTask<int>((int)n);
         if (errno != SocketCalls.EAgain) return ValueTask.FromException<int>(SocketCalls.Error(errno));
@@ -166,6 +184,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         CheckSend(cancellationToken);
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
         if (data.IsEmpty) return default;
+        if (!_reactorMode) return SocketBackend.SendAsync(this, data, default, false, cancellationToken);
         _sendMemory = data;
         _sendIsSequence = false;
         return StartSend(cancellationToken);
@@ -185,6 +204,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         CheckSend(cancellationToken);
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
         if (data.IsEmpty) return default;
+        if (!_reactorMode) return SocketBackend.SendAsync(this, default, data, true, cancellationToken);
         if (data.IsSingleSegment)
         {
             _sendMemory = data.First;
@@ -202,7 +222,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     {
         CheckOwner();
         ObjectDisposedException.ThrowIf(_closed || _closeAfterSend, this);
-        if (_send.Pending) throw new InvalidOperationException("A send is already pending on this connection: await it before starting the next (sends are ordered).");
+        if (_send.Pending || SocketSendPending) throw new InvalidOperationException("A send is already pending on this connection: await it before starting the next (sends are ordered).");
     }
 
     private ValueTask StartSend(CancellationToken cancellationToken)
@@ -261,7 +281,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
             // The pipe's send loop sends what was written to Output, then we close (once: later calls share it).
             return new ValueTask(_pipeDisposal ??= pipe.CloseAsync());
         }
-        if (_send.Pending)
+        if (_send.Pending || SocketSendPending)
         {
             if (!_closeAfterSend)
             {
@@ -321,7 +341,10 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (_closeAfterSend) FinishClose();
     }
 
-    private void FinishClose()
+    /// <summary>The pending send ended and DisposeAsync waits for it: close now (portable backend too).</summary>
+    internal bool CloseAfterSend => _closeAfterSend;
+
+    internal void FinishClose()
     {
         Close(new SocketException((int)SocketError.OperationAborted));
         _close.Complete(0);
@@ -466,6 +489,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     {
         if (_shutdown) return;
         _shutdown = true;
+        ReceiveAbort?.Cancel(); // portable backend: ends a pending receive (its callbacks are ours only)
         if (_receive.Pending)
         {
             _receiveBuffer = default;
@@ -486,7 +510,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         }
     }
 
-    private OperationCanceledException ShutdownError()
+    internal OperationCanceledException ShutdownError()
         => new("The runtime is shutting down: this connection takes no more input. Finish the current reply and return.", _closing?.Token ?? new CancellationToken(true));
 
     /// <summary>True once the runtime's disposal reached this connection.</summary>
@@ -515,9 +539,9 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
             EndCancellation(ref _receiveCancel, ref _receiveToken);
             _receive.Fail(pendingReceiveError);
         }
-        Reactor reactor = _cpu.Reactor;
-        reactor.Unregister(_registration); // before the close: the removal names the descriptor by number
+        if (_reactorMode) _cpu.Reactor.Unregister(_registration); // before the close: the removal names the descriptor by number
         _socket.Dispose();
+        ReceiveAbort?.Dispose();
         if (_closing is { } closing)
         {
             try

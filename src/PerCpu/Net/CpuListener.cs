@@ -236,11 +236,17 @@ internal sealed unsafe class ListenerPart : INetEndpoint, IReadinessHandler
             CloseSocket();
             return;
         }
-        _registration = Cpu.Reactor.Register(_socket.SafeHandle, this, IoEvents.Readable);
+        _reactorMode = Cpu.Runtime.UsesReactor;
+        if (_reactorMode) _registration = Cpu.Reactor.Register(_socket.SafeHandle, this, IoEvents.Readable);
         _started = true;
         Cpu.AddEndpoint(this); // shuts us down at once if the runtime's disposal already reached this CPU
-        if (!_stopped) Cpu.QueueSoftNet(this);
+        if (_stopped) return;
+        if (_reactorMode) Cpu.QueueSoftNet(this);
+        else _ = SocketBackend.AcceptLoopAsync(this, _socket); // started here: it resumes on this CPU
     }
+
+    /// <summary>False on the portable backend: an accept loop on .NET's async Socket instead of the reactor.</summary>
+    private bool _reactorMode;
 
     void IReadinessHandler.OnReadiness(ReactorRegistration registration, IoEvents events) => Cpu.QueueSoftNet(this);
 
@@ -278,7 +284,8 @@ internal sealed unsafe class ListenerPart : INetEndpoint, IReadinessHandler
         Cpu.QueueSoftNet(this); // the batch ran out: more next pass, after the IPIs
     }
 
-    private void Deal(Socket socket)
+    /// <summary>Owner: gives an accepted socket to its CPU (this one, or the next in turn for round robin).</summary>
+    internal void Deal(Socket socket)
     {
         Cpu target = Cpu;
         if (_deal)
@@ -302,7 +309,7 @@ internal sealed unsafe class ListenerPart : INetEndpoint, IReadinessHandler
         _stopped = true;
         if (_started)
         {
-            Cpu.Reactor.Unregister(_registration);
+            if (_reactorMode) Cpu.Reactor.Unregister(_registration);
             Cpu.RemoveEndpoint(this);
         }
         CloseSocket();

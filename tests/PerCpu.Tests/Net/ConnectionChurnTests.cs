@@ -14,12 +14,13 @@ namespace PerCpu.Tests.Net;
 public sealed class ConnectionChurnTests
 {
     [EpollTheory]
-    [InlineData(CpuListenerDistribution.ReusePort)]
-    [InlineData(CpuListenerDistribution.RoundRobin)]
-    public async Task ThousandsOfShortConnections_EchoExactly_AndLeaveNothingBehind(CpuListenerDistribution distribution)
+    [InlineData(CpuListenerDistribution.ReusePort, false)]
+    [InlineData(CpuListenerDistribution.RoundRobin, false)]
+    [InlineData(CpuListenerDistribution.RoundRobin, true)] // the portable backend
+    public async Task ThousandsOfShortConnections_EchoExactly_AndLeaveNothingBehind(CpuListenerDistribution distribution, bool socketBackend)
     {
         const int Clients = 8, ConnectionsPerClient = 250;
-        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.StallThreshold = Timeout.InfiniteTimeSpan; });
+        await using var runtime = TestUtil.Start(2, o => { o.IdleSpin = TimeSpan.Zero; o.StallThreshold = Timeout.InfiniteTimeSpan; o.SocketBackend = socketBackend; });
         var stats = new EchoStats();
         await using CpuListener listener = runtime.ListenTcp(AnyLoopback, Echo(stats), new CpuListenerOptions { Distribution = distribution });
         long finished = 0;

@@ -55,11 +55,13 @@ public sealed class ConnectionLifetimeTests
         Assert.True(await runtime[0].InvokeAsync(() => runtime[0].IoCounters.SendWaits) > 0);
     }
 
-    [EpollFact]
-    public async Task Dispose_StopsAccepting_EndsReceives_AndLosesNoByteHandedToSendAsync()
+    [EpollTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Dispose_StopsAccepting_EndsReceives_AndLosesNoByteHandedToSendAsync(bool socketBackend)
     {
         const int Reply = 16 * 1024 * 1024; // more than the kernel buffers usually hold: the send is likely still pending
-        var runtime = TestUtil.Start(2);
+        var runtime = TestUtil.Start(2, o => o.SocketBackend = socketBackend);
         var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
         runtime.UnhandledException += (_, e) => errors.Enqueue(e.Exception);
         int handlersStarted = 0, handlersFinished = 0;

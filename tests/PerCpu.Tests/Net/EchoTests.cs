@@ -13,12 +13,14 @@ namespace PerCpu.Tests.Net;
 public sealed class EchoTests
 {
     [EpollTheory]
-    [InlineData(CpuListenerDistribution.ReusePort)]
-    [InlineData(CpuListenerDistribution.RoundRobin)]
-    public async Task ManyPipelinedConnections_EchoEveryByteInOrder_OnTheirOwnCpu(CpuListenerDistribution distribution)
+    [InlineData(CpuListenerDistribution.ReusePort, false)]
+    [InlineData(CpuListenerDistribution.RoundRobin, false)]
+    [InlineData(CpuListenerDistribution.ReusePort, true)]  // the portable backend (.NET async Socket, completions posted)
+    [InlineData(CpuListenerDistribution.RoundRobin, true)]
+    public async Task ManyPipelinedConnections_EchoEveryByteInOrder_OnTheirOwnCpu(CpuListenerDistribution distribution, bool socketBackend)
     {
         const int Connections = 24, BytesPerConnection = 256 * 1024;
-        await using var runtime = TestUtil.Start(2);
+        await using var runtime = TestUtil.Start(2, o => o.SocketBackend = socketBackend);
         var stats = new EchoStats();
         await using CpuListener listener = runtime.ListenTcp(AnyLoopback, Echo(stats), new CpuListenerOptions { Distribution = distribution });
         long received = 0;
@@ -59,10 +61,12 @@ public sealed class EchoTests
         }
     }
 
-    [EpollFact]
-    public async Task OutboundConnection_FromACpu_EchoesThroughAListenerOnAnother()
+    [EpollTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OutboundConnection_FromACpu_EchoesThroughAListenerOnAnother(bool socketBackend)
     {
-        await using var runtime = TestUtil.Start(2);
+        await using var runtime = TestUtil.Start(2, o => o.SocketBackend = socketBackend);
         var stats = new EchoStats();
         await using CpuListener listener = runtime.ListenTcp(AnyLoopback, Echo(stats), new CpuListenerOptions { Cpus = CpuMask.Of(0) });
         long total = await runtime[1].InvokeAsync(async () =>
@@ -93,10 +97,12 @@ public sealed class EchoTests
         Assert.Equal(0, Interlocked.Read(ref stats.WrongCpu));
     }
 
-    [EpollFact]
-    public async Task GatheringSend_WritesEverySegmentInOrder()
+    [EpollTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task GatheringSend_WritesEverySegmentInOrder(bool socketBackend)
     {
-        await using var runtime = TestUtil.Start(2);
+        await using var runtime = TestUtil.Start(2, o => o.SocketBackend = socketBackend);
         var segments = new byte[200][];
         for (int i = 0; i < segments.Length; i++) segments[i] = Enumerable.Repeat((byte)i, i % 7 + 1).ToArray();
         await using CpuListener listener = runtime.ListenTcp(AnyLoopback, async connection =>
