@@ -518,7 +518,7 @@ public sealed partial class Cpu
                 {
                     long now = Stopwatch.GetTimestamp();
                     if (now >= TimerDeadline) return; // a timer is due: back to the loop, which fires it
-                    if ((i & 255) == 0 && PollIoWhileIdle()) return; // readiness: its handlers scheduled softnet
+                    if (PollIoWhileIdle()) return; // readiness: its handlers scheduled softnet (a poll every 64 pauses, ~1.5 µs here)
                     if (until == 0) until = now + _shared.IdleSpinTicks;
                     else if (now >= until) break;
                 }

@@ -51,6 +51,17 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     private CancellationToken _sendToken;
     private CancellationTokenRegistration _sendCancel;
 
+    /// <summary>
+    /// The socket may hold data: set by every readable edge and at creation, cleared when a recv found the queue empty
+    /// (EAGAIN) or drained it (a short read). While clear, a receive waits for the next edge without a recv that would
+    /// only return EAGAIN (nginx's <c>rev->ready</c> with edge-triggered epoll). No edge is lost by skipping: data that
+    /// arrives after the clear wakes the socket, which queues an edge the next poll delivers. Owner only.
+    /// </summary>
+    private bool _mayHaveData = true;
+
+    /// <summary>An edge reported the peer's end of stream or an error: <see cref="_mayHaveData"/> stays set. Owner only.</summary>
+    private bool _readClosed;
+
     /// <summary>DisposeAsync waits for the pending send, then closes.</summary>
     private bool _closeAfterSend;
     private bool _closed;
@@ -158,9 +169,12 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<int>(cancellationToken);
         if (_shutdown) return ValueTask.FromException<int>(ShutdownError());
         if (!_reactorMode) return SocketBackend.ReceiveAsync(this, buffer, cancellationToken);
-        nint n = Recv(buffer.Span, out int errno);
-        if (n >= 0) return new ValueTask<int>((int)n);
-        if (errno != SocketCalls.EAgain) return ValueTask.FromException<int>(SocketCalls.Error(errno));
+        if (_mayHaveData)
+        {
+            nint n = Recv(buffer.Span, out int errno);
+            if (n >= 0) return new ValueTask<int>((int)n);
+            if (errno != SocketCalls.EAgain) return ValueTask.FromException<int>(SocketCalls.Error(errno));
+        }
         _receiveBuffer = buffer;
         _receiveToken = cancellationToken;
         _receive.Start();
@@ -304,7 +318,12 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
 
     void IReadinessHandler.OnReadiness(ReactorRegistration registration, IoEvents events)
     {
-        // The hard interrupt: note it and defer the work to softnet. Nothing pending: nothing to do (see the constructor).
+        // The hard interrupt: note it and defer the work to softnet. A write-side edge with no send pending needs
+        // nothing: every send tries the syscall first (see the constructor).
+        if ((events & (IoEvents.Readable | IoEvents.ReadHangup | IoEvents.Hangup | IoEvents.Error)) != 0) _mayHaveData = true;
+        // The peer's FIN (or a reset) often comes in the same edge as the last data: once reported, the socket stays
+        // readable (end of stream, or the error) with no further edge, so the flag must never be cleared again.
+        if ((events & (IoEvents.ReadHangup | IoEvents.Hangup | IoEvents.Error)) != 0) _readClosed = true;
         if (_receive.Pending || _send.Pending) _cpu.QueueSoftNet(this);
     }
 
@@ -317,6 +336,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
 
     private void ContinueReceive()
     {
+        if (!_mayHaveData) return; // a write-side edge: the receive waits for a readable one
         nint n = Recv(_receiveBuffer.Span, out int errno);
         if (n < 0 && errno == SocketCalls.EAgain) return; // a spurious or write-side edge: keep waiting
         _receiveBuffer = default;
@@ -433,9 +453,12 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
             {
                 errno = 0;
                 _cpu.IoCounters.BytesReceived += n;
+                // A short read took all there was; end of stream (0) stays readable (every later recv returns 0 at once).
+                if (n != 0 && n < buffer.Length && !_readClosed) _mayHaveData = false;
                 return n;
             }
             errno = Marshal.GetLastPInvokeError();
+            if (errno == SocketCalls.EAgain && !_readClosed) _mayHaveData = false;
             if (errno != SocketCalls.EIntr) return n;
         }
     }
