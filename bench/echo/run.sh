@@ -12,9 +12,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bench="$(cd "$here/.." && pwd)"
-b="$here/build"; logs="$b/logs"; mkdir -p "$b" "$logs" "$bench/results"
+b="$here/build"; logs="$b/logs"; rm -rf "$logs"; mkdir -p "$b" "$logs" "$bench/results"
 port="${ECHO_PORT:-7140}"
-reps=3; secs=3; warm=1; quick=0; only=""
+reps=3; secs=3; warm=2; quick=0; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
@@ -71,7 +71,7 @@ proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; 
 hz="$(getconf CLK_TCK)"; ncpu="$(nproc)"
 
 echo "reference probe: $ref ns per cache-line round trip (CPU 0 <-> CPU 1); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf 'rep\tserver\trow\trts\tus_per_rt\tprobe_before\tprobe_after\tkept\tothers_pct\tclient_cpu_s\tclient_vcsw\tserver_cpu_s\tload1\talloc_B_per_req\tserver_cpu_us_per_req\tper_cpu_req_s\tattempt\n' > "$raw"
+printf 'rep\tserver\trow\trts\tus_per_rt\tprobe_before\tprobe_after\tkept\tothers_pct\tclient_cpu_s\tclient_vcsw\tserver_cpu_s\tload1\talloc_B_per_req\tserver_cpu_us_per_req\tper_cpu_req_s\tattempt\tproc_cpu_us_per_req\n' > "$raw"
 
 server_pid=""
 stop_server() {
@@ -93,13 +93,13 @@ start_server() { # key command...
 }
 
 run_row() { # rep key row args
-  local rep=$1 key=$2 row=$3 args=$4 attempt kept pb pa out rts us c0 c1 s0 s1 others ccpu cvsw scpu load sess alloc cpureq split nsess
+  local rep=$1 key=$2 row=$3 args=$4 attempt kept pb pa pcpu t0 t1 out rts us c0 c1 s0 s1 others ccpu cvsw scpu load sess alloc cpureq split nsess
   for attempt in 1 2 3 4; do
     pb="$(wait_placement)"
     nsess="$(grep -c ' session ' "$logs/$key-$rep.log" || true)"
-    c0="$(busy_ticks)"; s0="$(proc_ticks "$server_pid")"
+    c0="$(busy_ticks)"; s0="$(proc_ticks "$server_pid")"; t0="$(date +%s.%N)"
     out="$("$b/echo_client" $port $args "$secs" 0)"
-    c1="$(busy_ticks)"; s1="$(proc_ticks "$server_pid")"
+    c1="$(busy_ticks)"; s1="$(proc_ticks "$server_pid")"; t1="$(date +%s.%N)"
     load="$(cut -d' ' -f1 /proc/loadavg)"
     sleep 0.35 # the server's monitor reports the session once the connections are gone
     pa="$(probe)"
@@ -107,17 +107,19 @@ run_row() { # rep key row args
     ccpu="$(echo "$out" | awk 'NR == 2 { sub("cpu_s=", "", $2); print $2 }')"
     cvsw="$(echo "$out" | awk 'NR == 2 { sub("vcsw=", "", $3); print $3 }')"
     scpu="$(awk -v a="$s0" -v b="$s1" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) / hz }')"
-    others="$(awk -v a="$c0" -v b="$c1" -v s="$scpu" -v c="$ccpu" -v hz="$hz" -v n="$ncpu" -v t="$secs" \
+    others="$(awk -v a="$c0" -v b="$c1" -v s="$scpu" -v c="$ccpu" -v hz="$hz" -v n="$ncpu" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
       'BEGIN { o = (b - a) / hz - s - c; if (o < 0) o = 0; printf "%.1f", o / (t * n) * 100 }')"
     sess="$(grep ' session ' "$logs/$key-$rep.log" | tail -n +$((nsess + 1)) | tail -1 || true)"
     alloc="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "alloc_B_per_req" { print $2 }')"; alloc="${alloc:--}"
     cpureq="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "cpu_us_per_req" { print $2 }')"; cpureq="${cpureq:--}"
     split="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "per_cpu_req_per_s" { print $2 }')"; split="${split:--}"
     if on "$pb" && on "$pa"; then kept=1; else kept=0; fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$key" "$row" "$rts" "$us" "$pb" "$pa" "$kept" \
-      "$others" "$ccpu" "$cvsw" "$scpu" "$load" "$alloc" "$cpureq" "$split" "$attempt" >> "$raw"
-    printf '  %-13s %-3s rep %s try %s: %9s rt/s %8s us  probe %s/%s %s  others %s%%  alloc %s B/req  per-CPU %s\n' \
-      "$key" "$row" "$rep" "$attempt" "$rts" "$us" "$pb" "$pa" "$([ $kept = 1 ] && echo kept || echo OFF)" "$others" "$alloc" "$split"
+    # Server CPU per request from /proc/<pid>/stat (10 ms ticks over the whole row): comparable across all servers.
+    pcpu="$(awk -v c="$scpu" -v r="$rts" -v t="$secs" 'BEGIN { printf "%.2f", (r > 0 ? c * 1e6 / (r * t) : 0) }')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$key" "$row" "$rts" "$us" "$pb" "$pa" "$kept" \
+      "$others" "$ccpu" "$cvsw" "$scpu" "$load" "$alloc" "$cpureq" "$split" "$attempt" "$pcpu" >> "$raw"
+    printf '  %-13s %-3s rep %s try %s: %9s rt/s %8s us  probe %s/%s %s  others %s%%  server %s us/req  alloc %s B/req  per-CPU %s\n' \
+      "$key" "$row" "$rep" "$attempt" "$rts" "$us" "$pb" "$pa" "$([ $kept = 1 ] && echo kept || echo OFF)" "$others" "$pcpu" "$alloc" "$split"
     [ "$kept" = 1 ] && return 0
     [ "$quick" = 1 ] && return 0
   done
@@ -148,7 +150,7 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "echo over loopback, $stamp, $reps repetitions x $secs s per row; client: bench/echo/c/echo_client.c pinned to CPU 0"
   echo "reference probe $ref ns; load average at the end: $load_end; machine: $(nproc) CPUs, $(uname -r)"
   echo
-  awk -F'\t' -v ref="$ref" '
+  awk -F'\t' -v ref="$ref" -v secs="$secs" '
     function sortv(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
     function med(a, n) { sortv(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
     function ratio(s, peer, row) { return ((peer SUBSEP row) in value && value[peer, row] > 0) ? sprintf("%.2f", value[s, row] / value[peer, row]) : "-" }
@@ -158,18 +160,21 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
       k = $2 SUBSEP $3; tried[k]++; if (!(k in seen)) { seen[k] = 1; order[++norder] = k }
       v = ($3 == "pp") ? $5 : $4
       all[k, tried[k]] = v
-      if ($8 == 1) { kept[k]++; kv[k, kept[k]] = v; if ($14 != "-") { na[k]++; av[k, na[k]] = $14 }; ot[k] = ot[k] " " $9; pr[k] = pr[k] " " $6 }
+      if ($8 == 1) { kept[k]++; kv[k, kept[k]] = v; if ($14 != "-") { na[k]++; av[k, na[k]] = $14 }; ot[k] = ot[k] " " $9; sc[k, kept[k]] = $18; cc[k, kept[k]] = $10 / secs }
+      allsc[k, tried[k]] = $18; allcc[k, tried[k]] = $10 / secs
     }
     END {
       for (i = 1; i <= norder; i++) {
         k = order[i]; n = kept[k] + 0; delete x
-        if (n >= 3) { for (j = 1; j <= n; j++) x[j] = kv[k, j]; flag = "" }
-        else { n = tried[k]; for (j = 1; j <= n; j++) x[j] = all[k, j]; flag = " PLACEMENT-OFF" }
+        delete z; delete w
+        if (n >= 3) { for (j = 1; j <= n; j++) { x[j] = kv[k, j]; z[j] = sc[k, j]; w[j] = cc[k, j] }; flag = "" }
+        else { n = tried[k]; for (j = 1; j <= n; j++) { x[j] = all[k, j]; z[j] = allsc[k, j]; w[j] = allcc[k, j] }; flag = " PLACEMENT-OFF" }
+        srv = med(z, n); cli = med(w, n)
         m = med(x, n); lo = x[1]; hi = x[n]
         split(k, p, SUBSEP); value[p[1], p[2]] = m
         delete y; for (j = 1; j <= na[k]; j++) y[j] = av[k, j]
         a = na[k] ? med(y, na[k]) : "-"
-        line[i] = sprintf("%-13s %-3s %10.1f  [%s .. %s]  kept %d/%d  B/req %s  others%%:%s%s", p[1], p[2], m, lo, hi, kept[k] + 0, tried[k], a, ot[k], flag)
+        line[i] = sprintf("%-13s %-3s %10.1f  [%s .. %s]  kept %d/%d  server %.2f us/req  client %.0f%% busy  B/req %s  others%%:%s%s", p[1], p[2], m, lo, hi, kept[k] + 0, tried[k], srv, cli * 100, a, ot[k], flag)
       }
       print "server        row     median  [min .. max]  (pp: us per round trip; tp: round trips/s)"
       for (i = 1; i <= norder; i++) print line[i]
@@ -188,6 +193,9 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
         }
       }
     }' "$raw"
+  echo
+  echo "PerCpu stall-watchdog warnings in the server logs (each allocates its message; a stall here means the CPU thread was descheduled):"
+  for f in "$logs"/percpu*.log; do [ -f "$f" ] && printf '  %s: %s\n' "$(basename "$f" .log)" "$(grep -c 'warning on CPU' "$f" || true)"; done
 } | tee "$table"
 echo "raw: $raw"
 echo "table: $table"

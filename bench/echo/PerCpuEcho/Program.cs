@@ -31,6 +31,8 @@ else if (idle != "default") options.IdleSpin = TimeSpan.FromMicroseconds(double.
 
 await using CpuRuntime runtime = CpuRuntime.Start(options);
 runtime.UnhandledException += (_, e) => Console.Error.WriteLine($"unhandled on CPU {e.Cpu.Id}: {e.Exception}");
+// Stall reports and the like (they allocate their message: a run that shows bytes per request should show them too).
+runtime.Warning += (_, e) => Console.Error.WriteLine($"warning on CPU {e.Cpu.Id}: {e.Message}");
 
 // Bytes echoed per CPU, one cache line apart (index (id + 1) * 16): written by the owning CPU only, read racily.
 var echoed = new long[(cpus + 2) * 16];
