@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bench="$(cd "$here/.." && pwd)"
 b="$here/build"; logs="$b/logs"; rm -rf "$logs"; mkdir -p "$b" "$logs" "$bench/results"
 port="${ECHO_PORT:-7140}"
-reps=3; secs=3; warm=2; quick=0; only=""
+reps=3; secs=3; warm=3; quick=0; only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
@@ -71,7 +71,7 @@ proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; 
 hz="$(getconf CLK_TCK)"; ncpu="$(nproc)"
 
 echo "reference probe: $ref ns per cache-line round trip (CPU 0 <-> CPU 1); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf 'rep\tserver\trow\trts\tus_per_rt\tprobe_before\tprobe_after\tkept\tothers_pct\tclient_cpu_s\tclient_vcsw\tserver_cpu_s\tload1\talloc_B_per_req\tserver_cpu_us_per_req\tper_cpu_req_s\tattempt\tproc_cpu_us_per_req\n' > "$raw"
+printf 'rep\tserver\trow\trts\tus_per_rt\tprobe_before\tprobe_after\tkept\tothers_pct\tclient_cpu_s\tclient_vcsw\tserver_cpu_s\tload1\talloc_B_per_req\tserver_cpu_us_per_req\tper_cpu_req_s\tattempt\tproc_cpu_us_per_req\tjitted\n' > "$raw"
 
 server_pid=""
 stop_server() {
@@ -93,7 +93,7 @@ start_server() { # key command...
 }
 
 run_row() { # rep key row args
-  local rep=$1 key=$2 row=$3 args=$4 attempt kept pb pa pcpu t0 t1 out rts us c0 c1 s0 s1 others ccpu cvsw scpu load sess alloc cpureq split nsess
+  local rep=$1 key=$2 row=$3 args=$4 attempt kept pb pa pcpu jitted t0 t1 out rts us c0 c1 s0 s1 others ccpu cvsw scpu load sess alloc cpureq split nsess
   for attempt in 1 2 3 4; do
     pb="$(wait_placement)"
     nsess="$(grep -c ' session ' "$logs/$key-$rep.log" || true)"
@@ -113,13 +113,14 @@ run_row() { # rep key row args
     alloc="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "alloc_B_per_req" { print $2 }')"; alloc="${alloc:--}"
     cpureq="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "cpu_us_per_req" { print $2 }')"; cpureq="${cpureq:--}"
     split="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "per_cpu_req_per_s" { print $2 }')"; split="${split:--}"
+    jitted="$(echo "$sess" | tr ' ' '\n' | awk -F= '$1 == "jitted" { print $2 }')"; jitted="${jitted:--}"
     if on "$pb" && on "$pa"; then kept=1; else kept=0; fi
     # Server CPU per request from /proc/<pid>/stat (10 ms ticks over the whole row): comparable across all servers.
     pcpu="$(awk -v c="$scpu" -v r="$rts" -v t="$secs" 'BEGIN { printf "%.2f", (r > 0 ? c * 1e6 / (r * t) : 0) }')"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$key" "$row" "$rts" "$us" "$pb" "$pa" "$kept" \
-      "$others" "$ccpu" "$cvsw" "$scpu" "$load" "$alloc" "$cpureq" "$split" "$attempt" "$pcpu" >> "$raw"
-    printf '  %-13s %-3s rep %s try %s: %9s rt/s %8s us  probe %s/%s %s  others %s%%  server %s us/req  alloc %s B/req  per-CPU %s\n' \
-      "$key" "$row" "$rep" "$attempt" "$rts" "$us" "$pb" "$pa" "$([ $kept = 1 ] && echo kept || echo OFF)" "$others" "$pcpu" "$alloc" "$split"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$key" "$row" "$rts" "$us" "$pb" "$pa" "$kept" \
+      "$others" "$ccpu" "$cvsw" "$scpu" "$load" "$alloc" "$cpureq" "$split" "$attempt" "$pcpu" "$jitted" >> "$raw"
+    printf '  %-13s %-3s rep %s try %s: %9s rt/s %8s us  probe %s/%s %s  others %s%%  server %s us/req  alloc %s B/req  jitted %s  per-CPU %s\n' \
+      "$key" "$row" "$rep" "$attempt" "$rts" "$us" "$pb" "$pa" "$([ $kept = 1 ] && echo kept || echo OFF)" "$others" "$pcpu" "$alloc" "$jitted" "$split"
     [ "$kept" = 1 ] && return 0
     [ "$quick" = 1 ] && return 0
   done

@@ -9,7 +9,8 @@ namespace PerCpu.Bench.Echo;
 /// at its peak, minus the first and the last (ramp-up and tear-down). The line gives requests per second as the
 /// server counted them (bytes echoed / message size), bytes allocated per request (<see cref="GC.GetTotalAllocatedBytes(bool)"/>
 /// with precise = true, all threads), server CPU time per request (<see cref="Environment.CpuUsage"/>), gen-0 GCs,
-/// and the per-CPU split of the requests. The sampling loop allocates nothing (preallocated arrays), so it does not
+/// methods JIT-compiled in the window (non-zero: tiering was still going on, the run was not warm), and the per-CPU
+/// split of the requests. The sampling loop allocates nothing (preallocated arrays), so it does not
 /// pollute the allocation figure; printing happens after the window closed.
 /// </summary>
 internal sealed class EchoMonitor
@@ -24,6 +25,7 @@ internal sealed class EchoMonitor
 
     private readonly long[] _time = new long[MaxSamples], _allocated = new long[MaxSamples], _cpuTicks = new long[MaxSamples];
     private readonly int[] _gen0 = new int[MaxSamples];
+    private readonly long[] _jitted = new long[MaxSamples];
     private readonly long[,] _perCpu;
 
     /// <param name="name">Printed at the start of each line.</param>
@@ -76,6 +78,7 @@ internal sealed class EchoMonitor
         _allocated[i] = GC.GetTotalAllocatedBytes(precise: true);
         _cpuTicks[i] = Environment.CpuUsage.TotalTime.Ticks;
         _gen0[i] = GC.CollectionCount(0);
+        _jitted[i] = System.Runtime.JitInfo.GetCompiledMethodCount();
         for (int c = 0; c < _bytes.Length; c++) _perCpu[i, c] = _bytes[c]();
     }
 
@@ -103,7 +106,7 @@ internal sealed class EchoMonitor
             $"{_name} session conns={peak} window_s={seconds:F2} req_per_s={requests / seconds:F0} " +
             $"alloc_B_per_req={(requests > 0 ? allocated / requests : double.NaN):F4} alloc_B={allocated} " +
             $"cpu_us_per_req={(requests > 0 ? cpuSeconds * 1e6 / requests : double.NaN):F2} cpu_share={cpuSeconds / seconds:F2} " +
-            $"gen0={_gen0[b] - _gen0[a]} per_cpu_req_per_s={string.Join('/', split)}");
+            $"gen0={_gen0[b] - _gen0[a]} jitted={_jitted[b] - _jitted[a]} per_cpu_req_per_s={string.Join('/', split)}");
     }
 
     /// <summary>Waits for SIGTERM or SIGINT (what run.sh sends to stop a server).</summary>
