@@ -3,11 +3,12 @@
 # PerCpu (1 CPU; 1 CPU in poll mode; 2 CPUs), each driven in turn, in one run, by the same C load client pinned to
 # CPU 0. Rows: 1 connection ping-pong, 32 B (round trips/s, µs per round trip), and 64 connections x 16 in flight,
 # 32 B (round trips/s). Every row is gated on a cache-line placement probe (see README.md) and repeated; the table
-# shows the median of the kept runs and their spread, the ratios and the issue's targets.
+# shows the median of the kept runs and their spread (flagged FEW-KEPT below 3 kept runs; PLACEMENT-OFF with none
+# kept, then over every run tried), the ratios and the issue's targets.
 #
 #   bench/echo/run.sh [--reps N] [--seconds S] [--quick] [--only KEY[,KEY...]]
 #
-# Environment: ECHO_PORT (default 7140), ECHO_PROBE_NS (reference probe; default: median of 15 probes at start).
+# Environment: ECHO_PORT (default 7140), ECHO_PROBE_NS (reference probe; default: lower quartile of 15 probes at start).
 # Writes bench/echo/build/ (binaries, server logs) and bench/results/echo-<time>.{tsv,txt} (git-ignored).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -55,7 +56,9 @@ rows=("pp|1 1 32" "tp|64 16 32")
 probe() { "$b/percpu_native" probe 1 | tail -1; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if [ -n "${ECHO_PROBE_NS:-}" ]; then ref="$ECHO_PROBE_NS"
-else ref="$("$b/percpu_native" probe 15 50 | awk '$1 < 1e9' | median)"; fi
+# The lower quartile of 15 probes, not their median: load from other processes only ever inflates a probe, and on a
+# busy machine the median itself was inflated 10x (a gate on it then kept the disturbed runs and rejected the quiet ones).
+else ref="$("$b/percpu_native" probe 15 50 | awk '$1 < 1e9' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print v[int((NR + 3) / 4)] }')"; fi
 [ "$ref" = "nan" ] && { echo "no probe completed: the machine is too loaded to measure" >&2; exit 1; }
 # A probe is "on" within 30% of the reference (the anchors' and the suite's rule); >= 1e9 means it completed nothing.
 on() { awk -v p="$1" -v r="$ref" 'BEGIN { exit !(p < 1e9 && p <= r * 1.3 && p >= r * 0.7) }'; }
@@ -168,7 +171,9 @@ load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
       for (i = 1; i <= norder; i++) {
         k = order[i]; n = kept[k] + 0; delete x
         delete z; delete w
-        if (n >= 3) { for (j = 1; j <= n; j++) { x[j] = kv[k, j]; z[j] = sc[k, j]; w[j] = cc[k, j] }; flag = "" }
+        # 3+ kept: their median. 1-2 kept: still their median, flagged (a disturbed run says nothing about the server).
+        # None kept: the median of every run tried, flagged PLACEMENT-OFF.
+        if (n >= 1) { for (j = 1; j <= n; j++) { x[j] = kv[k, j]; z[j] = sc[k, j]; w[j] = cc[k, j] }; flag = n >= 3 ? "" : " FEW-KEPT" }
         else { n = tried[k]; for (j = 1; j <= n; j++) { x[j] = all[k, j]; z[j] = allsc[k, j]; w[j] = allcc[k, j] }; flag = " PLACEMENT-OFF" }
         srv = med(z, n); cli = med(w, n)
         m = med(x, n); lo = x[1]; hi = x[n]
