@@ -1,3 +1,5 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -7,7 +9,7 @@ namespace PerCpu.Hosting;
 /// Owns the hosted runtime: starts it on first use (the first resolution of <see cref="CpuRuntime"/>, or the host's
 /// <c>StartingAsync</c>, whichever comes first), once, and wires its events to the log.
 /// </summary>
-internal sealed class PerCpuRuntimeHolder(IOptions<CpuRuntimeOptions> options, ILogger<CpuRuntime> logger)
+internal sealed class PerCpuRuntimeHolder(IOptions<CpuRuntimeOptions> options, ILogger<CpuRuntime> logger, IServiceProvider services)
 {
     private readonly Lock _lock = new();
     private CpuRuntime? _runtime;
@@ -25,7 +27,8 @@ internal sealed class PerCpuRuntimeHolder(IOptions<CpuRuntimeOptions> options, I
         {
             if (_runtime is { } raced) return raced;
             // CpuRuntime.Start validates the options: ArgumentOutOfRangeException naming the bad setting and what is allowed.
-            CpuRuntime runtime = CpuRuntime.Start(options.Value);
+            // The meter comes from the host's IMeterFactory (the Generic Host registers one), as ASP.NET Core's do.
+            CpuRuntime runtime = CpuRuntime.Start(options.Value, services.GetService<IMeterFactory>());
             runtime.Warning += OnWarning;
             runtime.UnhandledException += OnUnhandledException;
             Log.Started(logger, runtime.CpuCount, runtime.ThreadsPinned);

@@ -153,6 +153,9 @@ public sealed partial class CpuRuntime
             lock (runtime._traceGate) runtime.InstallTraceRingsLocked();
     }
 
+    /// <summary>The factory the meter comes from (<see cref="CpuRuntimeOptions.MeterFactory"/>), or null.</summary>
+    internal System.Diagnostics.Metrics.IMeterFactory? MeterFactory => _shared.Options.MeterFactory;
+
     /// <summary>The meter of this runtime (tests tell it from other runtimes' meters of the same name).</summary>
     internal Meter Meter => _metrics!.Meter;
 

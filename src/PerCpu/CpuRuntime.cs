@@ -6,7 +6,7 @@ namespace PerCpu;
 
 /// <summary>
 /// A set of virtual CPUs: dedicated threads, pinned to cores where the OS allows, that own their data and call each
-/// other through IPI message queues (DragonFly BSD's <c>lwkt_ipiq</c>). Start one with <see cref="Start"/> and end it
+/// other through IPI message queues (DragonFly BSD's <c>lwkt_ipiq</c>). Start one with <see cref="Start(CpuRuntimeOptions?)"/> and end it
 /// with <c>await using</c>: disposal refuses new calls from outside, runs everything already accepted, then joins the
 /// threads.
 /// </summary>
@@ -116,9 +116,21 @@ public sealed partial class CpuRuntime : IAsyncDisposable, IDisposable
     /// <summary>Starts a runtime: creates the CPUs and their threads and returns once every thread runs (and is pinned, where possible).</summary>
     /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range; the message says which and what is allowed.</exception>
-    public static CpuRuntime Start(CpuRuntimeOptions? options = null)
+    public static CpuRuntime Start(CpuRuntimeOptions? options = null) => Start(options, meterFactory: null);
+
+    /// <summary>
+    /// Starts a runtime whose <c>PerCpu</c> meter comes from <paramref name="meterFactory"/> (a host's
+    /// <see cref="System.Diagnostics.Metrics.IMeterFactory"/>, as ASP.NET Core's meters do; PerCpu.Hosting passes the
+    /// host's): the factory owns and disposes the meter, which carries the tag <c>percpu.runtime.id</c>, and tests can
+    /// collect it with <c>MetricCollector</c>. Otherwise as <see cref="Start(CpuRuntimeOptions?)"/>.
+    /// </summary>
+    /// <param name="options">Settings; <see langword="null"/> for the defaults.</param>
+    /// <param name="meterFactory">The factory of the meter; <see langword="null"/>: the runtime creates and disposes its own.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range; the message says which and what is allowed.</exception>
+    public static CpuRuntime Start(CpuRuntimeOptions? options, System.Diagnostics.Metrics.IMeterFactory? meterFactory)
     {
         CpuRuntimeOptions validated = (options ?? new CpuRuntimeOptions()).Validate();
+        validated.MeterFactory = meterFactory;
         var runtime = new CpuRuntime(validated, manual: false);
         int[] cores = validated.PinThreads ? Platform.Affinity.AllowedCores() : [];
         using var started = new CountdownEvent(runtime._cpus.Length);

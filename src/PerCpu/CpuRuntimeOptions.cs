@@ -140,6 +140,13 @@ public sealed class CpuRuntimeOptions
     }
 
     /// <summary>
+    /// Where the meter comes from (<see cref="CpuRuntime.Start(CpuRuntimeOptions?, System.Diagnostics.Metrics.IMeterFactory?)"/>);
+    /// null: the runtime creates and disposes its own. Not a public setting: an interface-typed property would trip
+    /// configuration binders (PerCpu.Hosting binds these options from IConfiguration).
+    /// </summary>
+    internal System.Diagnostics.Metrics.IMeterFactory? MeterFactory { get; set; }
+
+    /// <summary>
     /// Test hook: CPU-owned sockets use the portable backend (.NET's asynchronous <see cref="System.Net.Sockets.Socket"/>,
     /// completions posted to the owning CPU) even where the epoll reactor is available.
     /// </summary>

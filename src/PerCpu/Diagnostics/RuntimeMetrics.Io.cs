@@ -36,6 +36,7 @@ internal sealed partial class RuntimeMetrics
 
     private IEnumerable<Measurement<long>> ObserveIo(Func<CpuIoStatistics, long> field)
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count];
         for (int i = 0; i < cpus.Count; i++) measurements[i] = new Measurement<long>(field(cpus[i].GetIoStatistics()), _ioCpuTags[i]);
@@ -44,6 +45,7 @@ internal sealed partial class RuntimeMetrics
 
     private IEnumerable<Measurement<long>> ObserveIo(Func<CpuIoStatistics, long> receive, Func<CpuIoStatistics, long> transmit)
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count * 2];
         for (int i = 0; i < cpus.Count; i++)

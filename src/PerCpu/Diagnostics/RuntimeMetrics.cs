@@ -87,13 +87,27 @@ internal sealed partial class RuntimeMetrics : IDisposable
     /// <summary>The meter, named <see cref="CpuRuntime.DiagnosticsName"/>.</summary>
     public Meter Meter { get; }
 
+    /// <summary>False when the meter came from an <see cref="IMeterFactory"/>, which disposes it.</summary>
+    private readonly bool _ownsMeter;
+
+    /// <summary>Set when the runtime has stopped: a factory's meter lives on, and its instruments then report nothing. Written once by the disposer, read by collections.</summary>
+    private volatile bool _stopped;
+
     public RuntimeMetrics(CpuRuntime runtime)
     {
         Debug.Assert((int)SoftLevel.Clock == 0 && (int)SoftLevel.Serial == 3, "s_levels is indexed by level value");
         _runtime = runtime;
         _cpuTags = new KeyValuePair<string, object?>[runtime.CpuCount];
         for (int i = 0; i < runtime.CpuCount; i++) _cpuTags[i] = new(CpuIdAttribute, i);
-        Meter = new Meter(CpuRuntime.DiagnosticsName, typeof(RuntimeMetrics).Assembly.GetName().Version?.ToString());
+        string? version = typeof(RuntimeMetrics).Assembly.GetName().Version?.ToString();
+        IMeterFactory? factory = runtime.MeterFactory;
+        // From a host's IMeterFactory (CpuRuntimeOptions.MeterFactory, set by PerCpu.Hosting): the factory owns the
+        // meter and disposes it with the host; the runtime's id as a meter tag keeps two runtimes' meters apart (the
+        // factory returns one shared meter for equal name, version and tags).
+        _ownsMeter = factory is null;
+        Meter = factory is null
+            ? new Meter(CpuRuntime.DiagnosticsName, version)
+            : factory.Create(new MeterOptions(CpuRuntime.DiagnosticsName) { Version = version, Tags = [new("percpu.runtime.id", runtime.DiagnosticsId)] });
 
         Counter("percpu.ipi.messages.sent", "{message}",
             "Messages sent by each CPU, to itself included (DragonFly ipiq_count), and by threads that are not CPUs (percpu.sender=outside); refused try-sends included.",
@@ -166,6 +180,7 @@ internal sealed partial class RuntimeMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObserveSoft(Func<SoftInterruptStatistics, long> field)
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count * s_levels.Length];
         int m = 0;
@@ -180,6 +195,7 @@ internal sealed partial class RuntimeMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> Observe(Func<CpuStatistics, long> field, bool outside)
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count + (outside ? 1 : 0)];
         for (int i = 0; i < cpus.Count; i++) measurements[i] = new Measurement<long>(field(cpus[i].Counters.Snapshot()), _cpuTags[i]);
@@ -189,6 +205,7 @@ internal sealed partial class RuntimeMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObserveInboxDepth()
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count];
         for (int i = 0; i < cpus.Count; i++) measurements[i] = new Measurement<long>(cpus[i].Inbox.Depth, _cpuTags[i]);
@@ -197,11 +214,16 @@ internal sealed partial class RuntimeMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> ObserveInboxWaiters()
     {
+        if (_stopped) return [];
         IReadOnlyList<Cpu> cpus = _runtime.Cpus;
         var measurements = new Measurement<long>[cpus.Count];
         for (int i = 0; i < cpus.Count; i++) measurements[i] = new Measurement<long>(cpus[i].Inbox.OutsideWaiters, _cpuTags[i]);
         return measurements;
     }
 
-    public void Dispose() => Meter.Dispose();
+    public void Dispose()
+    {
+        _stopped = true;
+        if (_ownsMeter) Meter.Dispose();
+    }
 }

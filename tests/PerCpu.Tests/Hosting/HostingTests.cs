@@ -42,6 +42,19 @@ public class HostingTests
     }
 
     [Fact]
+    public async Task Meter_comes_from_the_hosts_IMeterFactory()
+    {
+        using IHost host = Build((s, _) => { s.AddMetrics(); s.AddPerCpu(o => o.CpuCount = 2); });
+        await host.StartAsync().WithHangDetector();
+        var runtime = host.Services.GetRequiredService<CpuRuntime>();
+        var factory = host.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        Assert.Same(factory, runtime.Meter.Scope); // the factory made it, and disposes it with the host
+        Assert.Equal(CpuRuntime.DiagnosticsName, runtime.Meter.Name);
+        Assert.Contains(runtime.Meter.Tags!, t => t.Key == "percpu.runtime.id");
+        await host.StopAsync().WithHangDetector();
+    }
+
+    [Fact]
     public async Task Runtime_resolved_before_start_is_the_one_the_host_runs_and_stops()
     {
         using IHost host = Build((s, _) => s.AddPerCpu(o => o.CpuCount = 2));
