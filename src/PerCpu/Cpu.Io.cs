@@ -112,7 +112,10 @@ public sealed partial class Cpu
     /// Wakes whichever sleeper the owner parks in. Called only by the thread that moved the state from Parked (a CAS in
     /// <see cref="TryWake"/>, an Exchange in <see cref="ForceWake"/>). The owner wrote <see cref="_parkInReactor"/>
     /// before its release store of Parked, and our interlocked read of that Parked value is a full fence, so we read the
-    /// choice the owner made for this park. The no-lost-wake-up property comes from each sleeper's permit: the futex
+    /// choice the owner made for this park, or a later one: the owner writes the field again only in a later Idle, after
+    /// this park has ended (a timeout, events), and then our wake lands on a park that nobody claimed and only makes it
+    /// return early. Each park's wake is claimed by exactly one CAS, so none is lost. The no-lost-wake-up property of
+    /// the sleep itself comes from each sleeper's permit: the futex
     /// parker's state word, or the reactor's edge-triggered eventfd (see <see cref="Io.Reactor"/>): a wake issued after
     /// the owner stored Parked makes its park return, whether it comes before or during the sleep.
     /// </summary>
