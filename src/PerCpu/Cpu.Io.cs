@@ -197,43 +197,32 @@ public sealed partial class Cpu
         Debug.Assert(t_current == this);
         if (_ioShutdown) return;
         _ioShutdown = true;
+        ForEachEndpoint(static endpoint => endpoint.OnShutdown());
+    }
+
+    /// <summary>The CPU thread is exiting: closes what is still open (the runtime is gone; nobody can use it) and the reactor.</summary>
+    private void CloseIo()
+    {
+        ForEachEndpoint(static endpoint => endpoint.Abort());
+        _endpoints.Clear();
+        _reactor?.Dispose();
+    }
+
+    /// <summary>Owner: runs <paramref name="action"/> on a snapshot of the open endpoints (it may close them); an exception is reported and the others go on.</summary>
+    private void ForEachEndpoint(Action<INetEndpoint> action)
+    {
         if (_endpoints.Count == 0) return;
         INetEndpoint[] endpoints = [.. _endpoints];
         foreach (INetEndpoint endpoint in endpoints)
         {
             try
             {
-                endpoint.OnShutdown();
+                action(endpoint);
             }
             catch (Exception e)
             {
                 ReportException(e, ExternalSource);
             }
         }
-    }
-
-    /// <summary>True once the runtime's disposal reached this CPU's I/O (owner only).</summary>
-    internal bool IoShutDown => _ioShutdown;
-
-    /// <summary>The CPU thread is exiting: closes what is still open (the runtime is gone; nobody can use it) and the reactor.</summary>
-    private void CloseIo()
-    {
-        if (_endpoints.Count != 0)
-        {
-            INetEndpoint[] endpoints = [.. _endpoints];
-            foreach (INetEndpoint endpoint in endpoints)
-            {
-                try
-                {
-                    endpoint.Abort();
-                }
-                catch (Exception e)
-                {
-                    ReportException(e, ExternalSource);
-                }
-            }
-            _endpoints.Clear();
-        }
-        _reactor?.Dispose();
     }
 }

@@ -18,7 +18,8 @@ public sealed partial class Cpu
     public ValueTask<CpuConnection> ConnectTcpAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        if (t_current != this) return InvokeAsync(() => ConnectTcpAsync(endpoint, cancellationToken), cancellationToken);
+        if (t_current != this)
+            return InvokeAsync(static s => s.Cpu.ConnectTcpAsync(s.Endpoint, s.Token), (Cpu: this, Endpoint: endpoint, Token: cancellationToken), cancellationToken);
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<CpuConnection>(cancellationToken);
         _shared.IoUsed = true;
         if (!Runtime.UsesReactor) return SocketBackend.ConnectAsync(this, endpoint, cancellationToken);
@@ -46,7 +47,7 @@ public sealed partial class Cpu
 
     internal CpuConnection Connected(Socket socket)
     {
-        var connection = new CpuConnection(this, socket, listener: null);
+        var connection = new CpuConnection(this, socket);
         IoCounters.Connected++;
         return connection;
     }

@@ -44,7 +44,8 @@ internal static class IdleRow
             $"same process without a runtime: {baseline:0.00}%; wakes received {s.WakesReceived}; {used.Sleeps} sleeps and {bytes} B allocated per run");
     }
 
-    private static double CpuPercent(int ms)
+    /// <summary>Process CPU time over a sleep of <paramref name="ms"/>, as % of one core (the idle rows' measure).</summary>
+    internal static double CpuPercent(int ms)
     {
         ProcessUsage.Reading u0 = ProcessUsage.Self();
         long t0 = Stopwatch.GetTimestamp();

@@ -37,9 +37,6 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     /// <summary>Portable backend: a send is in flight (set and cleared on the owning CPU by <see cref="SocketBackend"/>).</summary>
     internal bool SocketSendPending;
 
-    /// <summary>The handler's listener, null for an outbound connection.</summary>
-    internal readonly CpuListener? Listener;
-
     private readonly IoOperation _receive, _send, _close;
     private Memory<byte> _receiveBuffer;
     private CancellationToken _receiveToken;
@@ -80,12 +77,11 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     INetEndpoint? INetEndpoint.NetNext { get; set; }
     bool INetEndpoint.NetQueued { get; set; }
 
-    internal CpuConnection(Cpu cpu, Socket socket, CpuListener? listener)
+    internal CpuConnection(Cpu cpu, Socket socket)
     {
         Debug.Assert(Cpu.Current == cpu);
         _cpu = cpu;
         _socket = socket;
-        Listener = listener;
         _receive = new IoOperation(cpu);
         _send = new IoOperation(cpu);
         _close = new IoOperation(cpu);
@@ -287,7 +283,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (Cpu.Current != _cpu)
         {
             if (_cpu.Runtime.IsDisposed) return default; // the CPU closes whatever is left as it stops
-            return _cpu.InvokeAsync(DisposeAsync); // a rare path: the method group allocates its delegate
+            return _cpu.InvokeAsync(static c => c.DisposeAsync(), this);
         }
         if (_closed) return default;
         if (_pipe is { } pipe)
@@ -339,8 +335,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (!_mayHaveData) return; // a write-side edge: the receive waits for a readable one
         nint n = Recv(_receiveBuffer.Span, out int errno);
         if (n < 0 && errno == SocketCalls.EAgain) return; // a spurious or write-side edge: keep waiting
-        _receiveBuffer = default;
-        EndCancellation(ref _receiveCancel, ref _receiveToken);
+        EndReceive();
         _cpu.Trace?.Record(Diagnostics.TraceEvent.IoReceive, _cpu.Id, _cpu.Id, null, n);
         if (n >= 0) _receive.Complete((int)n);
         else _receive.Fail(SocketCalls.Error(errno));
@@ -350,14 +345,13 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     {
         int errno = PushSend();
         if (errno == SocketCalls.EAgain) return;
-        EndCancellation(ref _sendCancel, ref _sendToken);
         _cpu.Trace?.Record(Diagnostics.TraceEvent.IoSend, _cpu.Id, _cpu.Id, null, errno == 0 ? 0 : -1);
-        if (errno == 0) _send.Complete(0);
-        else
+        if (errno == 0)
         {
-            ClearSend();
-            _send.Fail(SocketCalls.Error(errno));
+            EndSend();
+            _send.Complete(0);
         }
+        else FailSend(SocketCalls.Error(errno));
         if (_closeAfterSend) FinishClose();
     }
 
@@ -482,20 +476,40 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     private void OnCancelReceive()
     {
         if (Cpu.Current != _cpu || !_receive.Pending || !_receiveToken.IsCancellationRequested) return; // completed meanwhile
-        CancellationToken token = _receiveToken;
-        _receiveBuffer = default;
-        EndCancellation(ref _receiveCancel, ref _receiveToken);
-        _receive.Fail(new OperationCanceledException(token));
+        FailReceive(new OperationCanceledException(_receiveToken));
     }
 
     private void OnCancelSend()
     {
         if (Cpu.Current != _cpu || !_send.Pending || !_sendToken.IsCancellationRequested) return;
-        CancellationToken token = _sendToken;
+        FailSend(new OperationCanceledException(_sendToken));
+        if (_closeAfterSend) FinishClose();
+    }
+
+    /// <summary>The pending receive ends: drop its buffer and its token registration (owner only).</summary>
+    private void EndReceive()
+    {
+        _receiveBuffer = default;
+        EndCancellation(ref _receiveCancel, ref _receiveToken);
+    }
+
+    /// <summary>The pending send ends: drop its data and its token registration (owner only).</summary>
+    private void EndSend()
+    {
         ClearSend();
         EndCancellation(ref _sendCancel, ref _sendToken);
-        _send.Fail(new OperationCanceledException(token));
-        if (_closeAfterSend) FinishClose();
+    }
+
+    private void FailReceive(Exception error)
+    {
+        EndReceive();
+        _receive.Fail(error);
+    }
+
+    private void FailSend(Exception error)
+    {
+        EndSend();
+        _send.Fail(error);
     }
 
     private static void EndCancellation(ref CancellationTokenRegistration registration, ref CancellationToken token)
@@ -513,12 +527,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
         if (_shutdown) return;
         _shutdown = true;
         ReceiveAbort?.Cancel(); // portable backend: ends a pending receive (its callbacks are ours only)
-        if (_receive.Pending)
-        {
-            _receiveBuffer = default;
-            EndCancellation(ref _receiveCancel, ref _receiveToken);
-            _receive.Fail(ShutdownError());
-        }
+        if (_receive.Pending) FailReceive(ShutdownError());
         CancellationTokenSource? closing = _closing;
         if (closing != null)
         {
@@ -543,12 +552,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     {
         if (_closed) return;
         var error = new ObjectDisposedException(nameof(CpuRuntime), "The runtime stopped: its connections were closed.");
-        if (_send.Pending)
-        {
-            EndCancellation(ref _sendCancel, ref _sendToken);
-            ClearSend();
-            _send.Fail(error);
-        }
+        if (_send.Pending) FailSend(error);
         Close(error);
         if (_closeAfterSend) _close.Complete(0);
     }
@@ -556,12 +560,7 @@ public sealed unsafe class CpuConnection : IAsyncDisposable, INetEndpoint, IRead
     private void Close(Exception pendingReceiveError)
     {
         _closed = true;
-        if (_receive.Pending)
-        {
-            _receiveBuffer = default;
-            EndCancellation(ref _receiveCancel, ref _receiveToken);
-            _receive.Fail(pendingReceiveError);
-        }
+        if (_receive.Pending) FailReceive(pendingReceiveError);
         if (_reactorMode) _cpu.Reactor.Unregister(_registration); // before the close: the removal names the descriptor by number
         _socket.Dispose();
         ReceiveAbort?.Dispose();

@@ -148,7 +148,7 @@ public sealed class CpuListener : IAsyncDisposable
         try
         {
             if (NoDelay) socket.NoDelay = true;
-            connection = new CpuConnection(cpu, socket, this);
+            connection = new CpuConnection(cpu, socket);
         }
         catch (Exception e)
         {
